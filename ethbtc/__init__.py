@@ -1,0 +1,18 @@
+"""Shared internals of the ETH/BTC accumulation toolkit.
+
+Where things live (each module states its purpose in its first lines):
+
+- ``errors``      -- the user-facing error types (one-line message, exit code 2)
+- ``cli``         -- the wrapper every script's ``main`` runs under
+- ``timeframes``  -- interval strings, epoch units (s/ms/us), UTC helpers
+- ``fileio``      -- atomic writes (temp + fsync + rename)
+- ``config``      -- the one JSON config schema and loader (SPEC section 6)
+- ``data``        -- the one candle loader and data-quality report (SPEC R1-R5)
+- ``indicators``  -- vectorised indicators (SPEC R6-R10)
+- ``kernel``      -- the numba-compiled per-bar decision step (SPEC R11-R26)
+- ``strategy``    -- ``EthBtcStrategy``: indicators + step, used by backtest and live
+- ``backtest``    -- the backtest runner, results and summary metrics (SPEC R27-R29)
+- ``reports``     -- console table, CSV, JSON and Excel outputs
+"""
+
+__version__ = "0.1.0"
