@@ -77,7 +77,13 @@ class Candles:
     report: DataReport
 
     def window(self, start: str | None = None, end: str | None = None) -> Candles:
-        return Candles(slice_window(self.df, start, end, self.report.path), self.interval_minutes, self.report)
+        """The bars between ``start`` and ``end`` with a data report of that window."""
+        if start is None and end is None:
+            return self
+        df = slice_window(self.df, start, end, self.report.path)
+        rep = DataReport(path=f"{self.report.path} [{start or ''}..{end or ''}]", interval_minutes=self.interval_minutes)
+        _fill_report(rep, df.index)
+        return Candles(df, self.interval_minutes, rep)
 
 
 def parse_when(text: str, *, end: bool = False) -> pd.Timestamp:
@@ -217,15 +223,22 @@ def load_candles(path: str | Path, interval: str | int | None = None) -> Candles
         raise DataError(
             f"{p}: data interval is {inferred}m but the config/flags say {interval_minutes(interval)}m (SPEC R5)"
         )
-    step = inferred * 60000
     report.interval_minutes = inferred
-    report.off_grid_rows = int((ms_sorted % step != 0).sum())
     idx = pd.DatetimeIndex(pd.to_datetime(ms_sorted, unit="ms", utc=True), name="open_time")
-    for i in np.flatnonzero(spacing > step * 1.5):
-        report.gaps.append(Gap(idx[i], idx[i + 1], int(round(spacing[i] / step)) - 1))
     df = frame[OHLCV].set_index(idx)
-    report.rows, report.first, report.last = len(df), idx[0], idx[-1]
+    _fill_report(report, idx)
     return Candles(df, inferred, report)
+
+
+def _fill_report(report: DataReport, idx: pd.DatetimeIndex) -> None:
+    """Gaps, off-grid rows and span of a sorted index at ``report.interval_minutes``."""
+    step = report.interval_minutes * 60000
+    ms = idx.as_unit("ms").asi8
+    spacing = np.diff(ms)
+    report.off_grid_rows = int((ms % step != 0).sum())
+    report.gaps = [Gap(idx[i], idx[i + 1], int(round(spacing[i] / step)) - 1)
+                   for i in np.flatnonzero(spacing > step * 1.5)]
+    report.rows, report.first, report.last = len(idx), idx[0], idx[-1]
 
 
 def align_series(target: pd.DatetimeIndex, other: Candles) -> np.ndarray:
