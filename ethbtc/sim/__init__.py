@@ -4,7 +4,7 @@
 bot uses. Modules: ``market`` (replay clock, intrabar path, book, klines), ``engine``
 (orders, balances, fills, ledger), ``fees``, ``rules`` (filters, exchangeInfo), ``rest``
 (endpoint shapes), ``auth`` (signature/recvWindow), ``faults``, ``server`` (HTTP + /sim
-control), ``build`` (options), ``synthetic`` (made-up candles), ``__main__`` (CLI).
+control), ``build`` (options), ``__main__`` (CLI).
 
     with serve_sim(candles_df, balances={"BTC": "1"}, api_key="k", api_secret="s") as sim:
         client = Spot(api_key="k", api_secret="s", base_url=sim.base_url)
@@ -16,7 +16,6 @@ from .engine import Engine, Fill, Order
 from .faults import FaultConfig
 from .rules import SymbolRules
 from .server import SimServer, serve_sim
-from .synthetic import synthetic_candles
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "Engine", "FaultConfig", "Fill", "Order", "SimConfig",
-           "SimServer", "SymbolRules", "build_engine", "serve_sim", "synthetic_candles"]
+           "SimServer", "SymbolRules", "build_engine", "serve_sim"]

@@ -50,6 +50,8 @@ class CandleSeries:
             raise DataError("candle open times must be strictly increasing")
         self.open_ms = ns // 1_000_000
         minutes = interval_minutes or loaded_interval
+        if minutes is None and len(ns) < 2 and index.freq is not None:
+            minutes = int(pd.Timedelta(index.freq).total_seconds() // 60)
         if minutes is None:
             if len(ns) < 2:
                 raise DataError("cannot infer the bar interval from a single candle")
@@ -178,6 +180,10 @@ class Market:
     def price(self, pos: float) -> float:
         return self.series.price_at(*self.locate(pos))
 
+    def last_price(self, pos: float) -> Decimal:
+        """The path price on the tick grid, as a last trade price would be."""
+        return (dec(self.price(pos)) / self.tick).quantize(Decimal(1)) * self.tick
+
     def bid_ask(self, pos: float) -> tuple[Decimal, Decimal]:
         """Best bid/ask: the path price -/+ half the spread, on the tick grid, at least a tick apart."""
         p = dec(self.price(pos)).quantize(Decimal("1e-12"))
@@ -203,7 +209,12 @@ class Market:
             lo = max(lo, hi - limit)
         rows: list[list[object]] = []
         for i in range(lo, hi):
-            o, h, low, c, v = s.partial(i, frac) if i == cur else (s.o[i], s.h[i], s.l[i], s.c[i], s.v[i])
+            if i == cur:
+                o, h, low, c, v = s.partial(i, frac)
+                c = float(self.last_price(pos))
+                h, low = max(h, c), min(low, c)
+            else:
+                o, h, low, c, v = s.o[i], s.h[i], s.l[i], s.c[i], s.v[i]
             share = v / s.v[i] if s.v[i] > 0 else 0.0
             quote = s.extra["quote_volume"][i] * share if "quote_volume" in s.extra else v * (h + low + c) / 3
             count = int(s.extra["count"][i] * share) if "count" in s.extra else 0

@@ -177,16 +177,16 @@ class RestApi:
         def row() -> dict[str, object]:
             with self.engine.lock:
                 self.engine.sync()
-                price = self.engine.market.price(self.engine.pos)
-            return {"symbol": self.engine.rules.symbol, "price": f"{price:.8f}"}
+                price = self.engine.market.last_price(self.engine.pos)
+            return {"symbol": self.engine.rules.symbol, "price": fmt(price)}
         return self._per_symbol(params, row)
 
     def avg_price(self, params: Params) -> object:
         self._symbol(params)
         with self.engine.lock:
             self.engine.sync()
-            price, ms = self.engine.market.price(self.engine.pos), self.engine.market_time()
-        return {"mins": self.engine.rules.avg_price_mins, "price": f"{price:.8f}", "closeTime": ms}
+            price, ms = self.engine.market.last_price(self.engine.pos), self.engine.market_time()
+        return {"mins": self.engine.rules.avg_price_mins, "price": fmt(price), "closeTime": ms}
 
     # -- account and orders (signed)
     def account(self, params: Params) -> object:

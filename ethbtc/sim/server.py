@@ -117,7 +117,7 @@ class SimServer:
                 "barIndex": i, "barFraction": f, "barOpenTime": int(e.market.series.open_ms[i]), "bars": n,
                 "finished": e.pos >= n,
                 "clock": {"mode": e.market.clock.mode, "barsPerSecond": e.market.clock.bars_per_second},
-                "symbol": e.rules.symbol, "price": f"{e.market.price(e.pos):.8f}",
+                "symbol": e.rules.symbol, "price": fmt(e.market.last_price(e.pos)),
                 "bidPrice": fmt(bid), "askPrice": fmt(ask),
                 "balances": {a: {"free": fmt(fr), "locked": fmt(lk)} for a, (fr, lk) in balances.items()},
                 "openOrders": len(e.open), "fills": len(e.fills),
