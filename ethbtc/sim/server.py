@@ -225,6 +225,8 @@ class SimServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ethbtc-sim"
+    wbufsize = -1  # headers and body leave in one segment (flushed after each request) ...
+    disable_nagle_algorithm = True  # ... and without waiting for the client's delayed ACK
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -264,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except OSError:  # the client gave up (timeout) before the answer
             self.close_connection = True
 
