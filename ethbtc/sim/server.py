@@ -18,6 +18,7 @@ MARKET clock (replayed candle time) drives prices, klines and fills.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -40,7 +41,16 @@ from .rest import ORDER_PATHS, ROUTES, RestApi
 from .rules import fmt
 
 log = logging.getLogger("ethbtc.sim")
-LOCALHOST = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+def is_local(address: str) -> bool:
+    """True for a loopback client address (IPv4, IPv6 or IPv4-mapped IPv6)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 @dataclass
@@ -246,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         if url.path.startswith("/sim/"):
-            if self.client_address[0] not in LOCALHOST:
+            if not is_local(self.client_address[0]):
                 reply = Reply(403, {"code": -1000, "msg": "control endpoints answer localhost only"})
             else:
                 reply = sim.handle_control(method, url.path, url.query, raw_body)
