@@ -75,8 +75,10 @@ def writable_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"--out-dir {path}: not a folder") from None
+    except FileExistsError:
+        raise UserError(f"--out-dir {path}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise UserError(f"--out-dir {path}: not writable (part of the path is a file)") from None
     except OSError as exc:
         raise UserError(f"--out-dir {path}: not writable ({exc.strerror})") from None
     return path
