@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     step = given or spacing
     if step is None:
         raise UserError(f"{src}: one row only, pass --freq")
-    if spacing is not None and spacing != step:
+    if spacing is not None and not 2 / 3 <= spacing / step <= 1.5:  # a wrong --freq, not a few odd rows
         raise UserError(f"--freq {args.freq} but rows in {src} are {spacing / 60_000:g} minutes apart (median)")
     if step % 60_000:
         raise UserError(f"{src}: rows are {step / 60_000:g} minutes apart (median); pass --freq")
