@@ -21,7 +21,7 @@ from ethbtc.errors import UserError
 from ethbtc.httpfetch import Fetcher
 from ethbtc.klines import write_klines
 from ethbtc.vision import DEFAULT_BASE_URL, ArchiveCache, check_symbol, parse_range, vision_interval
-from ethbtc.vision_download import IntervalResult, download
+from ethbtc.vision_download import IntervalResult, check_all_found, download
 
 CACHE_DIR = "vision_cache"
 
@@ -63,10 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = download(symbol, intervals, rng, cache, args.workers, args.prefer_daily, args.keep)
     finally:
         fetcher.close()
-    for res in results:
+    for res in (r for r in results if not r.frame.empty):
         path = out_dir / f"{symbol}_{res.interval}_{rng.start_text}_{rng.end_text}_vision.csv"
         write_klines(path, res.frame)
         print_summary(symbol, res, path)
+    check_all_found(symbol, results, rng)
     return 0
 
 

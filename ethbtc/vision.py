@@ -34,11 +34,12 @@ DEFAULT_BASE_URL = "https://data.binance.vision"
 FETCH_COMMAND = (
     "python download_vision.py --symbol ETHBTC --intervals 1h --start 2020-01 --end 2020-03 --out-dir data/raw"
 )
+OUTPUT_EXAMPLE = "data/raw/ETHBTC_1h_2020-01_2020-03_vision.csv"
 FETCH_HINT = f"""\
-To fetch real Binance candles (public archive data.binance.vision, needs internet):
+Real data: fetch Binance candles from the public archive data.binance.vision (needs internet):
     {FETCH_COMMAND}
-From a local mirror of the archive, add: --base-url http://127.0.0.1:8000
-Then backtest on data/raw/ETHBTC_1h_2020-01_2020-03_vision.csv"""
+  from a local mirror of the archive add --base-url http://127.0.0.1:8000 (or set VISION_BASE_URL)
+  then: python ethbtc_accum_bot.py backtest --data {OUTPUT_EXAMPLE}"""
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

@@ -86,15 +86,19 @@ def download(symbol: str, intervals: list[str], rng: DateRange, cache: ArchiveCa
         bar.refresh()
         got.update(fetch_all(cache, second, workers, bar))
     results = [_merge(iv, [p for p in plans if p.interval == iv], got, cache, rng, keep) for iv in intervals]
-    empty = [r.interval for r in results if r.frame.empty]
-    if len(empty) == len(results):
+    if all(r.frame.empty for r in results):
         raise UserError(
             f"no {symbol} klines found at {cache.base_url} between {rng.start} and {rng.end} "
             f"(unknown symbol, or no trading in that period?)"
         )
+    return results
+
+
+def check_all_found(symbol: str, results: list[IntervalResult], rng: DateRange) -> None:
+    """Error naming the intervals that had no data (call after writing the others)."""
+    empty = [r.interval for r in results if r.frame.empty]
     if empty:
         raise UserError(f"no {symbol} {', '.join(empty)} klines found between {rng.start} and {rng.end}")
-    return results
 
 
 def _merge(interval: str, plans: list[MonthPlan], got: dict[str, Fetched], cache: ArchiveCache,

@@ -92,6 +92,16 @@ def test_fill_gaps_is_marked_and_flat(outage_csv: Path, tmp_path: Path) -> None:
     assert (new[["volume", "quote_volume", "count", "taker_buy_base", "taker_buy_quote"]] == 0).all().all()
 
 
+def test_fixed_file_loads_on_grid(outage_csv: Path, tmp_path: Path) -> None:
+    """What the backtester sees (SPEC R4/R5): no off-grid rows, gaps reported unless filled."""
+    from ethbtc.data import load_candles
+
+    for flags, gaps, rows in (([], 2, 2127), (["--fill-gaps"], 0, 2160)):
+        assert fix("--in", str(outage_csv), "--out", "f.csv", "--freq", "1h", *flags, cwd=tmp_path).returncode == 0
+        c = load_candles(tmp_path / "f.csv", interval="1h")
+        assert (c.report.off_grid_rows, len(c.report.gaps), len(c.df)) == (0, gaps, rows)
+
+
 @pytest.mark.parametrize("freq", ["15T", "15min", "15m"])
 def test_microseconds_and_pandas_freqs(tmp_path: Path, freq: str) -> None:
     q = 900_000
