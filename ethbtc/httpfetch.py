@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -56,8 +55,6 @@ class Fetcher:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._lock = threading.Lock()
-        self.requests_made = 0
 
     def close(self) -> None:
         self._session.close()
@@ -66,8 +63,6 @@ class Fetcher:
         """Return the body of ``url``, or ``None`` when the server says 404 (not published)."""
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
-            with self._lock:
-                self.requests_made += 1
             try:
                 resp = self._session.get(url, timeout=self.timeout)
                 status = resp.status_code

@@ -77,6 +77,8 @@ def download(symbol: str, intervals: list[str], rng: DateRange, cache: ArchiveCa
              prefer_daily: bool = False, keep: str | None = None,
              today: date | None = None) -> list[IntervalResult]:
     plans = plan(symbol, intervals, rng, prefer_daily, today)
+    if not plans:
+        raise UserError(f"--start {rng.start_text} is in the future: nothing is published yet")
     first = [k for p in plans for k in p.first]
     with tqdm(total=len(first), unit="file", desc=f"{symbol} {','.join(intervals)}", disable=None) as bar:
         got = fetch_all(cache, first, workers, bar)

@@ -22,7 +22,7 @@ from vision_mirror import Mirror, csv_rows, serve
 
 import download_vision
 from ethbtc.cli import run_main
-from ethbtc.httpfetch import Fetcher, NetworkError
+from ethbtc.httpfetch import Fetcher, NetworkError, parse_retry_after
 from ethbtc.vision import FETCH_COMMAND, daily_key, monthly_key
 
 ROOT = Path(download_vision.__file__).resolve().parent
@@ -214,6 +214,8 @@ def test_conflicting_rows_in_archive_refused_unless_keep(bare_mirror: Mirror, tm
          "unsupported interval '2m'"),
         (["--symbol", "ETHBTC", "--start", "2020-03", "--end", "2020-01"], "--end 2020-01 is before --start"),
         (["--symbol", "ETHBTC", "--start", "2020-13", "--end", "2021-01"], "invalid --start '2020-13'"),
+        (["--symbol", "ETHBTC", "--start", "2999-01", "--end", "2999-02"], "--start 2999-01 is in the future"),
+        (["--symbol", "ETH/BTC", "--start", "2020-01", "--end", "2020-01"], "invalid symbol 'ETH/BTC'"),
         (["--symbol", "ETHBTC", "--start", "2020-01", "--end", "2020-01", "--out-dir", "afile/sub"],
          "--out-dir afile/sub: not writable"),
         (["--symbol", "ETHBTC", "--start", "2020-01", "--end", "2020-01", "--out-dir", "afile"],
@@ -251,6 +253,7 @@ def test_fetcher_honours_retry_after_and_backs_off_with_jitter(bare_mirror: Mirr
     assert slept[0] == 7.0
     assert 1.0 <= slept[1] <= 1.5 and 2.0 <= slept[2] <= 3.0  # 0.5 * 2**n plus up to 50 % jitter
     assert fetcher.get(f"{bare_mirror.url}/missing") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and parse_retry_after("soon") is None
     bare_mirror.fault("f", "500", "500")
     with pytest.raises(NetworkError, match=r"GET http://127\.0\.0\.1:\d+/f failed: HTTP 500"):
         Fetcher(timeout=5, retries=1, sleep=slept.append).get(f"{bare_mirror.url}/f")
