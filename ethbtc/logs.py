@@ -34,6 +34,8 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from .timeframes import epoch_seconds
+
 MASK = "***"
 SECRET_ENV_VARS = ("BINANCE_KEY", "BINANCE_SECRET", "BINANCE_API_KEY", "BINANCE_API_SECRET")
 MIN_SECRET_LEN = 4  # shorter values would blank out ordinary words; real keys are 64 chars
@@ -109,8 +111,7 @@ def _bar_text(bar: object) -> str | None:
         when = bar if bar.tzinfo else bar.replace(tzinfo=dt.UTC)
         return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(bar, int | float) and math.isfinite(bar):
-        secs = bar if abs(bar) < 1e11 else bar / 1e3 if abs(bar) < 1e14 else bar / 1e6
-        return _bar_text(dt.datetime.fromtimestamp(secs, dt.UTC))
+        return _bar_text(dt.datetime.fromtimestamp(epoch_seconds(bar), dt.UTC))
     return str(bar)
 
 

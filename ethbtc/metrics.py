@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 
 from .errors import UserError
 from .levels import distance_bps
-from .timeframes import binance_interval, interval_minutes
+from .timeframes import binance_interval, epoch_seconds, interval_minutes
 
 PREFIX = "ethbtc"
 
@@ -96,18 +96,6 @@ class _StateSet(Collector):
             for state in self._states:
                 family.add_metric([state], 1.0 if state == active else 0.0)
         yield family
-
-
-def _epoch_seconds(t: float | int | dt.datetime) -> float:
-    """Datetime (naive = UTC), pandas Timestamp, or epoch number in s / ms / us (SPEC R2)."""
-    if isinstance(t, dt.datetime):
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return t.timestamp()
-    x = float(t)
-    if abs(x) < 1e11:
-        return x
-    return x / 1e3 if abs(x) < 1e14 else x / 1e6
 
 
 def _choice(value: str, allowed: Iterable[str], what: str) -> str:
@@ -298,7 +286,7 @@ class BotMetrics:
             state = int(signal_state)
             if state not in (0, 1):
                 raise ValueError(f"unknown signal state {signal_state!r} (expected 'BTC'/'ETH' or 0/1)")
-        self.last_bar_open.set(_epoch_seconds(bar_open_time))
+        self.last_bar_open.set(epoch_seconds(bar_open_time))
         self.close.set(close)
         self.trend_ratio.set(trend_ratio)
         self.entry_band.set(entry_band)
