@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -172,3 +173,13 @@ def test_dashboard_references_only_exported_metrics() -> None:
     missing = sorted(n for n in used if n not in exported)
     assert not missing, f"dashboard uses metrics the bot does not export: {missing}"
     assert len(used) > 30
+
+
+def test_readme_monitoring_table_documents_every_metric(root: Path) -> None:
+    section = (root / "README.md").read_text().split("## Monitoring", 1)[1]
+    documented = set(re.findall(r"`(ethbtc_[a-z0-9_]+)`", section))
+    m = BotMetrics(process_metrics=False)
+    exported = {f.name + ("_total" if f.type == "counter" else "")
+                for f in text_string_to_metric_families(m.exposition().decode()) if f.name.startswith("ethbtc_")}
+    assert exported - documented == set(), "metrics missing from README's Monitoring table"
+    assert documented - exported == set(), "README documents metrics that do not exist"
