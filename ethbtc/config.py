@@ -1,0 +1,284 @@
+"""The one configuration schema and loader (SPEC section 6), used by every script.
+
+Accepted shapes: flat (every key at top level) or nested in ``strategy`` / ``execution`` /
+``risk`` / ``fees`` sections (``params`` is read as ``strategy``), or a mix. ``//`` comments
+and a UTF-8 BOM are accepted. A top-level ``meta`` object (provenance written by the
+optimiser and picker) is carried along but never interpreted. Unknown keys are errors naming
+the nearest valid key; ranges follow SPEC R17. CLI flags override file values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, UserError
+from .timeframes import interval_minutes
+
+Fee = Field(ge=0.0, le=0.01)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StrategyParams(_Section):
+    trend_kind: Literal["sma", "roc"] = Field("sma", description="trend measure (R6)")
+    trend_lookback: int = Field(192, ge=1, description="bars in the trend window (R6)")
+    flip_band_entry: float = Field(0.03, ge=0, description="ratio below trend that makes ETH cheap (R8)")
+    flip_band_exit: float = Field(0.01, ge=0, description="ratio below trend where ETH is sold (R8)")
+    vol_window: int = Field(96, ge=2, description="returns in the realised-volatility window (R7)")
+    vol_adapt_k: float = Field(0.0, ge=0, description="band widening per unit of annualised vol (R8)")
+    target_vol: float = Field(0.0, ge=0, description="annualised vol target; 0 = multiplier 1 (R10)")
+    min_mult: float = Field(0.5, ge=0, description="lower clip of the vol multiplier (R10)")
+    max_mult: float = Field(1.5, ge=0, description="upper clip of the vol multiplier (R10)")
+    cooldown_minutes: float = Field(240.0, ge=0, description="minimum minutes between flips (R14)")
+    step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar (R19)")
+    max_position: float = Field(1.0, gt=0, le=1, description="cap on the ETH weight (R16)")
+    gate_window_days: int = Field(0, ge=0, description="daily ROC window of the regime gate; 0 = off (R9)")
+    gate_roc_threshold: float = Field(0.0, ge=0, description="|daily ROC| needed to open the gate (R9)")
+    rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20)")
+    bar_interval_minutes: int | None = Field(None, ge=1, description="bar length; checked against data (R5)")
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyParams:
+        if self.flip_band_entry < self.flip_band_exit:
+            raise ValueError(
+                f"flip_band_entry ({self.flip_band_entry}) must be >= flip_band_exit ({self.flip_band_exit})"
+            )
+        if self.min_mult > self.max_mult:
+            raise ValueError(f"min_mult ({self.min_mult}) must be <= max_mult ({self.max_mult})")
+        return self
+
+
+class FeeParams(_Section):
+    maker_fee: float = Field(0.001, ge=0.0, le=0.01, description="maker fee rate; backtest sells (R22)")
+    taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate; backtest buys (R22)")
+    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage per fill in bps (R22)")
+    bnb_discount: float = Field(0.25, ge=0.0, lt=1.0, description="fee discount when paying in BNB (R23)")
+    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount (R23)")
+    start_bnb: float = Field(0.0, ge=0.0, description="BNB fee wallet at start (backtest, R23)")
+
+
+class ExecutionParams(_Section):
+    interval: str | None = Field(None, description="Binance bar interval, e.g. '15m' (R5)")
+    poll_sec: float = Field(15.0, gt=0, le=3600, description="live loop poll period, seconds")
+    ttl_sec: float = Field(60.0, gt=0, le=86400, description="cancel a resting maker order after this, seconds (R32)")
+    taker_fallback: bool = Field(False, description="after ttl, send the unfilled rest as MARKET (R32)")
+    min_trade_btc: float | None = Field(None, ge=0, description="fixed minimum trade in BTC; null = derive (R21)")
+    min_trade_frac: float = Field(0.002, ge=0, le=1, description="minimum trade as a share of basis_btc (R21)")
+    min_trade_floor_btc: float = Field(0.0001, ge=0, description="floor of the derived minimum (R21)")
+    min_trade_cap_btc: float = Field(0.01, ge=0, description="cap of the derived minimum (R21)")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExecutionParams:
+        if self.interval is not None:
+            try:
+                interval_minutes(self.interval)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        if self.min_trade_floor_btc > self.min_trade_cap_btc:
+            raise ValueError("min_trade_floor_btc must be <= min_trade_cap_btc")
+        return self
+
+
+class RiskParams(_Section):
+    basis_btc: float = Field(1.0, gt=0, description="account size in BTC the strategy is sized on")
+    risk_mode: Literal["dynamic", "fixed_basis"] = Field("dynamic", description="risk limits relative to peak/day start or to basis_btc")
+    max_dd_frac: float = Field(0.0, ge=0, le=1, description="drawdown breaker; 0 = off (R24)")
+    max_daily_loss_frac: float = Field(0.0, ge=0, le=1, description="daily loss pause; 0 = off (R25)")
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "strategy": StrategyParams,
+    "fees": FeeParams,
+    "execution": ExecutionParams,
+    "risk": RiskParams,
+}
+KEY_SECTION: dict[str, str] = {key: name for name, model in SECTIONS.items() for key in model.model_fields}
+ALL_KEYS = sorted(KEY_SECTION)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    strategy: StrategyParams = StrategyParams()
+    fees: FeeParams = FeeParams()
+    execution: ExecutionParams = ExecutionParams()
+    risk: RiskParams = RiskParams()
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_interval(self) -> Config:
+        a, b = self.strategy.bar_interval_minutes, self.execution.interval
+        if a is not None and b is not None and interval_minutes(b) != a:
+            raise ValueError(f"execution.interval {b!r} disagrees with bar_interval_minutes {a}")
+        return self
+
+    def bar_minutes(self) -> int | None:
+        """The configured bar length in minutes, or None when the config does not say."""
+        if self.strategy.bar_interval_minutes is not None:
+            return self.strategy.bar_interval_minutes
+        return interval_minutes(self.execution.interval) if self.execution.interval else None
+
+    def min_trade_btc(self) -> float:
+        """SPEC R21: min_trade_btc when set, else clip(frac * basis, floor, cap)."""
+        ex = self.execution
+        if ex.min_trade_btc is not None:
+            return ex.min_trade_btc
+        raw = ex.min_trade_frac * self.risk.basis_btc
+        return min(max(raw, ex.min_trade_floor_btc), ex.min_trade_cap_btc)
+
+    def flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in SECTIONS:
+            out.update(getattr(self, name).model_dump())
+        return out
+
+    def to_json(self) -> str:
+        """Nested JSON that :func:`load_config` reads back to an equal Config."""
+        data: dict[str, Any] = {name: getattr(self, name).model_dump() for name in SECTIONS}
+        if self.meta:
+            data["meta"] = self.meta
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        return build_config(self.flat() | {"meta": self.meta}, overrides)
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove ``//`` line comments outside JSON strings (URLs inside strings survive)."""
+    out: list[str] = []
+    i, n, in_str = 0, len(text), False
+    while i < n:
+        ch = text[i]
+        if in_str:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+            out.append(ch)
+        elif ch == "/" and i + 1 < n and text[i + 1] == "/":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _nearest(key: str) -> str:
+    match = difflib.get_close_matches(key, ALL_KEYS + list(SECTIONS) + ["params", "meta"], n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(ALL_KEYS)}"
+
+
+def _flatten(raw: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    flat: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+
+    def put(key: str, value: Any, where: str) -> None:
+        if key in flat:
+            raise ConfigError(f"{source}: key '{key}' is given twice (again in {where})")
+        flat[key] = value
+
+    for key, value in raw.items():
+        if key == "meta":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'meta' must be an object")
+            meta = value
+        elif key in SECTIONS or key == "params":
+            section = "strategy" if key == "params" else key
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section '{key}' must be an object, got {type(value).__name__}")
+            for sub, subval in value.items():
+                home = KEY_SECTION.get(sub)
+                if home is None:
+                    raise ConfigError(f"{source}: unknown key '{key}.{sub}'{_nearest(sub)}")
+                if home != section:
+                    raise ConfigError(f"{source}: key '{key}.{sub}' belongs in section '{home}'")
+                put(sub, subval, f"section '{key}'")
+        elif key in KEY_SECTION:
+            put(key, value, "top level")
+        else:
+            raise ConfigError(f"{source}: unknown key '{key}'{_nearest(key)}")
+    return flat, meta
+
+
+def build_config(data: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "config") -> Config:
+    """Validate a parsed (flat or nested) mapping, apply overrides, return a Config."""
+    flat, meta = _flatten(data, source)
+    for key, value in (overrides or {}).items():
+        if key not in KEY_SECTION:
+            raise ConfigError(f"override: unknown key '{key}'{_nearest(key)}")
+        if value is not None:
+            flat[key] = value
+    for key, value in flat.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {KEY_SECTION[key]}.{key} must be a finite number, got {value}")
+    nested: dict[str, Any] = {name: {} for name in SECTIONS}
+    for key, value in flat.items():
+        nested[KEY_SECTION[key]][key] = value
+    try:
+        return Config(**nested, meta=meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{source}: {loc or 'config'}: {msg}{got_txt}") from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a JSON config file (or defaults when ``path`` is None) and apply CLI overrides."""
+    if path is None:
+        return build_config({}, overrides)
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    try:
+        data = json.loads(strip_json_comments(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a JSON object, got {type(data).__name__}")
+    return build_config(data, overrides, source=str(p))
+
+
+def reference_markdown() -> str:
+    """The configuration reference table (README), generated from the schema so it cannot drift."""
+    readers = {"strategy": "backtest, optimisers, live", "fees": "backtest, optimisers (live: real fees)",
+               "execution": "live (min trade: backtest too)", "risk": "backtest, optimisers, live"}
+    lines = ["| key | section | default | allowed | meaning | read by |", "|---|---|---|---|---|---|"]
+    for section, model in SECTIONS.items():
+        for key, f in model.model_fields.items():
+            allowed = []
+            for m in f.metadata:
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(m, attr, None) is not None:
+                        allowed.append(f"{sym} {getattr(m, attr)}")
+            ann = str(f.annotation).replace("typing.", "")
+            if "Literal" in ann:
+                allowed.append(ann[ann.index("[") + 1 : ann.rindex("]")].replace("'", ""))
+            default = "null" if f.default is None else json.dumps(f.default)
+            lines.append(f"| `{key}` | {section} | `{default}` | {', '.join(allowed) or '-'} | "
+                         f"{f.description or ''} | {readers[section]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -1,0 +1,246 @@
+"""The one candle loader (SPEC R1-R5) and its data-quality report.
+
+Reads Binance kline CSVs (12 columns, with or without header, ms/us timestamps mixed),
+generic OHLCV CSVs (ISO or epoch times), and freqtrade JSON candles. Returns a UTC-indexed
+frame plus a report of gaps, duplicates, non-monotonic and off-grid rows. Missing bars are
+reported, never invented (R4); the interval is inferred and checked against the config (R5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .timeframes import epoch_to_ms, interval_minutes
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+BINANCE_COLUMNS = [
+    "open_time", "open", "high", "low", "close", "volume", "close_time",
+    "quote_volume", "count", "taker_buy_base", "taker_buy_quote", "ignore",
+]
+_TIME_NAMES = ("open_time", "timestamp", "time", "date", "datetime", "open time", "opentime", "ts")
+
+
+@dataclass(frozen=True)
+class Gap:
+    after: pd.Timestamp  # open_time of the last bar before the gap
+    before: pd.Timestamp  # open_time of the first bar after the gap
+    missing_bars: int
+
+
+@dataclass
+class DataReport:
+    path: str
+    rows: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    interval_minutes: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    duplicates_dropped: int = 0
+    nonmonotonic_rows: int = 0
+    off_grid_rows: int = 0
+
+    @property
+    def missing_bars(self) -> int:
+        return sum(g.missing_bars for g in self.gaps)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.gaps:
+            big = max(self.gaps, key=lambda g: g.missing_bars)
+            out.append(
+                f"{len(self.gaps)} gaps ({self.missing_bars} missing bars); largest {big.missing_bars} bars "
+                f"after {big.after:%Y-%m-%d %H:%M}"
+            )
+        if self.duplicates_dropped:
+            out.append(f"{self.duplicates_dropped} identical duplicate rows dropped")
+        if self.nonmonotonic_rows:
+            out.append(f"{self.nonmonotonic_rows} rows out of time order (sorted)")
+        if self.off_grid_rows:
+            out.append(f"{self.off_grid_rows} rows off the {self.interval_minutes}m grid (kept; see vision_fix_timestamps.py)")
+        return out
+
+    def summary(self) -> str:
+        head = f"{self.path}: {self.rows} bars of {self.interval_minutes}m, {self.first} .. {self.last}"
+        return "; ".join([head, *self.warnings()])
+
+
+@dataclass
+class Candles:
+    df: pd.DataFrame  # index: open_time (UTC DatetimeIndex); float64 open high low close volume
+    interval_minutes: int
+    report: DataReport
+
+    def window(self, start: str | None = None, end: str | None = None) -> Candles:
+        """The bars between ``start`` and ``end`` with a data report of that window."""
+        if start is None and end is None:
+            return self
+        df = slice_window(self.df, start, end, self.report.path)
+        rep = DataReport(path=f"{self.report.path} [{start or ''}..{end or ''}]", interval_minutes=self.interval_minutes)
+        _fill_report(rep, df.index)
+        return Candles(df, self.interval_minutes, rep)
+
+
+def parse_when(text: str, *, end: bool = False) -> pd.Timestamp:
+    """'2021-01-01' or an ISO time, UTC. A bare date as ``end`` means the end of that day."""
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise DataError(f"invalid date {text!r}: use YYYY-MM-DD or an ISO time") from None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if end and len(str(text).strip()) <= 10:
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
+    return ts
+
+
+def slice_window(df: pd.DataFrame, start: str | None, end: str | None, what: str = "data") -> pd.DataFrame:
+    lo = parse_when(start) if start else None
+    hi = parse_when(end, end=True) if end else None
+    if lo is not None and hi is not None and hi < lo:
+        raise DataError(f"end {end} is before start {start}")
+    out = df.loc[lo:hi]  # type: ignore[misc]
+    if out.empty:
+        raise DataError(
+            f"no candles between {start or 'start'} and {end or 'end'} in {what} "
+            f"(it covers {df.index[0]:%Y-%m-%d} .. {df.index[-1]:%Y-%m-%d})"
+        )
+    return out
+
+
+def _read_json(p: Path) -> pd.DataFrame:
+    try:
+        rows = json.loads(p.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not valid JSON candles ({exc})") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and len(r) >= 6 for r in rows):
+        raise DataError(f"{p}: expected a JSON list of [open_time, open, high, low, close, volume] rows")
+    return pd.DataFrame([r[:6] for r in rows], columns=["open_time", *OHLCV])
+
+
+def _read_csv(p: Path) -> pd.DataFrame:
+    with open(p, "rb") as fh:
+        head = fh.read(4096)
+    if b"\x00" in head:
+        raise DataError(f"{p}: binary file, expected a CSV of candles")
+    try:
+        first = head.decode("utf-8-sig").splitlines()[0] if head.strip() else ""
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not a UTF-8 text CSV") from None
+    if not first.strip():
+        raise DataError(f"{p}: empty file")
+    cells = [c.strip().strip('"') for c in first.split(",")]
+    has_header = not _is_number(cells[0])
+    try:
+        if has_header:
+            df = pd.read_csv(p, encoding="utf-8-sig")
+        else:
+            df = pd.read_csv(p, header=None)
+            if df.shape[1] < 6:
+                raise DataError(f"{p}: headerless CSV needs at least 6 columns (Binance kline layout)")
+            df.columns = BINANCE_COLUMNS[: df.shape[1]] + [f"extra{i}" for i in range(max(0, df.shape[1] - 12))]
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{p}: unreadable CSV ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    time_col = next((c for c in _TIME_NAMES if c in df.columns), None)
+    missing = [c for c in OHLCV if c not in df.columns]
+    if time_col is None or missing:
+        need = ([] if time_col else ["open_time"]) + missing
+        raise DataError(f"{p}: missing column(s) {', '.join(need)}; found {', '.join(df.columns[:12])}")
+    return df.rename(columns={time_col: "open_time"})[["open_time", *OHLCV]]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _to_ms(col: pd.Series, p: Path) -> np.ndarray:
+    num = pd.to_numeric(col, errors="coerce")
+    if num.notna().all():
+        return epoch_to_ms(num.to_numpy())
+    try:
+        ts = pd.to_datetime(col, utc=True, format="mixed")
+    except (ValueError, TypeError):
+        raise DataError(f"{p}: open_time has values that are neither epoch numbers nor dates") from None
+    if ts.isna().any():
+        raise DataError(f"{p}: open_time has {int(ts.isna().sum())} empty values")
+    return (ts.astype("datetime64[ns, UTC]").astype("int64") // 1_000_000).to_numpy()
+
+
+def load_candles(path: str | Path, interval: str | int | None = None) -> Candles:
+    """Load candles; ``interval`` (e.g. '15m' or minutes) must match the inferred one (R5)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file not found: {p}")
+    if p.is_dir():
+        raise DataError(f"{p} is a directory, expected a candle file")
+    raw = _read_json(p) if p.suffix.lower() == ".json" else _read_csv(p)
+    if raw.empty:
+        raise DataError(f"{p}: no candle rows")
+    values = raw[OHLCV].apply(pd.to_numeric, errors="coerce").astype("float64")
+    bad = ~np.isfinite(values.to_numpy()).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{p}: {int(bad.sum())} rows with empty, non-numeric or infinite prices (first at data row {row + 1})")
+    prices = values[["open", "high", "low", "close"]].to_numpy()
+    if (prices <= 0).any():
+        row = int(np.flatnonzero((prices <= 0).any(axis=1))[0])
+        raise DataError(f"{p}: prices must be positive (data row {row + 1})")
+    if (values["volume"].to_numpy() < 0).any():
+        raise DataError(f"{p}: negative volume")
+    ms = _to_ms(raw["open_time"], p)
+    report = DataReport(path=str(p))
+    report.nonmonotonic_rows = int((np.diff(ms) < 0).sum())
+    frame = values.copy()
+    frame.insert(0, "ms", ms)
+    frame = frame.sort_values("ms", kind="stable")
+    dup_time = frame["ms"].duplicated(keep=False)
+    if dup_time.any():
+        dups = frame[dup_time]
+        identical = dups.duplicated(keep=False)
+        if not identical.all():
+            when = pd.Timestamp(int(dups.loc[~identical, "ms"].iloc[0]), unit="ms", tz="UTC")
+            raise DataError(f"{p}: conflicting duplicate candles for {when} (two different rows for one time)")
+        before = len(frame)
+        frame = frame.drop_duplicates()
+        report.duplicates_dropped = before - len(frame)
+    ms_sorted = frame["ms"].to_numpy()
+    if len(ms_sorted) < 2:
+        raise DataError(f"{p}: need at least 2 candles, found {len(ms_sorted)}")
+    spacing = np.diff(ms_sorted)
+    inferred = int(round(float(np.median(spacing)) / 60000))
+    if inferred <= 0:
+        raise DataError(f"{p}: cannot infer the bar interval (median spacing {np.median(spacing)} ms)")
+    if interval is not None and interval_minutes(interval) != inferred:
+        raise DataError(
+            f"{p}: data interval is {inferred}m but the config/flags say {interval_minutes(interval)}m (SPEC R5)"
+        )
+    report.interval_minutes = inferred
+    idx = pd.DatetimeIndex(pd.to_datetime(ms_sorted, unit="ms", utc=True), name="open_time")
+    df = frame[OHLCV].set_index(idx)
+    _fill_report(report, idx)
+    return Candles(df, inferred, report)
+
+
+def _fill_report(report: DataReport, idx: pd.DatetimeIndex) -> None:
+    """Gaps, off-grid rows and span of a sorted index at ``report.interval_minutes``."""
+    step = report.interval_minutes * 60000
+    ms = idx.as_unit("ms").asi8
+    spacing = np.diff(ms)
+    report.off_grid_rows = int((ms % step != 0).sum())
+    report.gaps = [Gap(idx[i], idx[i + 1], int(round(spacing[i] / step)) - 1)
+                   for i in np.flatnonzero(spacing > step * 1.5)]
+    report.rows, report.first, report.last = len(idx), idx[0], idx[-1]
+
+
+def align_series(target: pd.DatetimeIndex, other: Candles) -> np.ndarray:
+    """Close of ``other`` (e.g. BNBBTC) as known at each ``target`` bar, forward-filled (no look-ahead)."""
+    return other.df["close"].reindex(target, method="ffill").to_numpy(dtype=np.float64)

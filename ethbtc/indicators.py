@@ -1,0 +1,115 @@
+"""Vectorised indicators (SPEC R6-R10), computed from data up to and including bar t only.
+
+Each building block is its own function so the optimiser can cache the expensive ones
+(trend ratio per (kind, lookback), volatility per window, gate per window) across trials;
+:func:`compute` assembles them for one parameter set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .config import StrategyParams
+
+MS_PER_DAY = 86_400_000
+
+
+def trend_ratio(close: pd.Series, kind: str, lookback: int) -> np.ndarray:
+    """R6: sma -> close / mean(last L closes incl. t) - 1; roc -> close_t / close_{t-L} - 1."""
+    if kind == "sma":
+        base = close.rolling(lookback, min_periods=lookback).mean()
+    elif kind == "roc":
+        base = close.shift(lookback)
+    else:
+        raise ValueError(f"unknown trend_kind {kind!r}")
+    return (close / base - 1.0).to_numpy(dtype=np.float64)
+
+
+def realized_vol(close: pd.Series, window: int, bar_minutes: int) -> np.ndarray:
+    """R7: sample std (ddof=1) of simple returns over the last ``window`` returns, annualised."""
+    rets = close.pct_change()
+    sd = rets.rolling(window, min_periods=window).std(ddof=1)
+    return (sd * np.sqrt(525_600.0 / bar_minutes)).to_numpy(dtype=np.float64)
+
+
+def gate_value(open_ms: np.ndarray, close: np.ndarray, window_days: int) -> np.ndarray:
+    """R9: g = D_{d-1} / D_{d-1-W} - 1 for a bar on UTC day d, daily closes forward-filled."""
+    day = open_ms // MS_PER_DAY
+    d0 = int(day[0])
+    n_days = int(day[-1]) - d0 + 1
+    daily = np.full(n_days, np.nan)
+    daily[day - d0] = close  # rows are time-sorted, so the last bar of each day wins
+    daily = pd.Series(daily).ffill().to_numpy()
+    prev = day - d0 - 1
+    base = prev - window_days
+    out = np.full(len(close), np.nan)
+    ok = base >= 0
+    out[ok] = daily[prev[ok]] / daily[base[ok]] - 1.0
+    return out
+
+
+def gate_open(g: np.ndarray, window_days: int, threshold: float) -> np.ndarray:
+    if window_days == 0 or threshold <= 0:
+        return np.ones(len(g), dtype=np.bool_)
+    with np.errstate(invalid="ignore"):
+        return np.abs(g) >= threshold  # NaN -> False: undefined gate is closed
+
+
+def bands(sigma: np.ndarray, entry: float, exit_: float, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """R8: entry/exit bands widened by k * sigma; constants when k == 0."""
+    if k == 0:
+        n = len(sigma)
+        return np.full(n, entry), np.full(n, exit_)
+    return entry + k * sigma, exit_ + k * sigma
+
+
+def vol_multiplier(sigma: np.ndarray, target_vol: float, min_mult: float, max_mult: float) -> np.ndarray:
+    """R10: clip(target_vol / sigma, min, max); 1 when target_vol = 0; NaN -> min; 0 -> max."""
+    if target_vol == 0:
+        return np.ones(len(sigma))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.clip(target_vol / sigma, min_mult, max_mult)
+    m[np.isnan(sigma)] = min_mult
+    m[sigma == 0] = max_mult
+    return m
+
+
+@dataclass
+class Indicators:
+    """Per-bar inputs of the decision step, aligned with the candles."""
+
+    ratio: np.ndarray
+    sigma: np.ndarray
+    entry: np.ndarray
+    exit: np.ndarray
+    gate: np.ndarray
+    gate_open: np.ndarray
+    mult: np.ndarray
+
+    def frame(self, index: pd.Index) -> pd.DataFrame:
+        return pd.DataFrame(self.__dict__, index=index)
+
+
+def compute(df: pd.DataFrame, p: StrategyParams, bar_minutes: int) -> Indicators:
+    close = df["close"]
+    open_ms = index_ms(df.index)
+    sigma = realized_vol(close, p.vol_window, bar_minutes)
+    entry, exit_ = bands(sigma, p.flip_band_entry, p.flip_band_exit, p.vol_adapt_k)
+    g = gate_value(open_ms, close.to_numpy(dtype=np.float64), p.gate_window_days)
+    return Indicators(
+        ratio=trend_ratio(close, p.trend_kind, p.trend_lookback),
+        sigma=sigma,
+        entry=entry,
+        exit=exit_,
+        gate=g,
+        gate_open=gate_open(g, p.gate_window_days, p.gate_roc_threshold),
+        mult=vol_multiplier(sigma, p.target_vol, p.min_mult, p.max_mult),
+    )
+
+
+def index_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch milliseconds of a UTC DatetimeIndex, whatever its resolution."""
+    return (index.tz_convert("UTC").as_unit("ms").asi8).astype(np.int64)

@@ -1,0 +1,226 @@
+"""The compiled per-bar decision step (SPEC R11-R26) and the backtest loop that calls it.
+
+``decide`` is the ONE implementation of the signal state machine, risk rules, stepping,
+dead band and minimum trade. The backtest loop ``simulate`` calls it for every bar and then
+fills the order at the next bar's open (R22-R23); the live executor calls it once per newly
+closed bar with the state it persisted (R30). State and parameters travel as flat float64
+arrays (slots named below) so both callers share them and they serialise trivially.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+REASONS = ("warmup", "hold", "threshold", "min_trade", "cooldown", "gate", "risk_maxdd", "risk_daily", "trade")
+(R_WARMUP, R_HOLD, R_THRESHOLD, R_MIN_TRADE, R_COOLDOWN, R_GATE, R_RISK_MAXDD, R_RISK_DAILY, R_TRADE) = range(9)
+TRADE_REASONS = ("signal", "risk_maxdd")
+
+# state slots (float64[N_STATE]); times in epoch ms, NaN = never
+S_SIGNAL, S_LAST_FLIP_MS, S_PEAK, S_MAXDD_HIT, S_DAY, S_DAY_START, S_DAILY_PAUSED, S_TURNS = range(8)
+N_STATE = 8
+STATE_NAMES = ("signal", "last_flip_ms", "peak_w", "risk_maxdd_hit", "day", "day_start_w", "daily_paused", "turns")
+
+# parameter slots (float64[N_PARAM])
+P_STEP, P_MAXPOS, P_THRESH, P_COOLDOWN_MS, P_MIN_TRADE, P_FIXED_BASIS, P_MAXDD, P_DAILY, P_BASIS = range(9)
+N_PARAM = 9
+
+# fee slots (float64[N_FEE])
+F_MAKER, F_TAKER, F_SLIP, F_PAY_BNB, F_BNB_DISCOUNT, F_BNB_MODEL = range(6)
+N_FEE = 6
+
+# per-bar output columns
+O_BTC, O_ETH, O_BNB, O_WEALTH, O_WCUR, O_TARGET, O_DESIRED = range(7)
+N_OUT = 7
+T_QTY, T_PRICE, T_NOTIONAL, T_FEE_BTC, T_FEE_BNB = range(5)
+TI_BAR, TI_SIDE, TI_REASON, TI_DECISION_BAR = range(4)
+
+EPS_W = 1e-12
+
+
+@njit(cache=True)
+def new_state() -> np.ndarray:
+    s = np.zeros(N_STATE)
+    s[S_LAST_FLIP_MS] = np.nan
+    s[S_PEAK] = np.nan
+    s[S_DAY] = np.nan
+    s[S_DAY_START] = np.nan
+    return s
+
+
+@njit(cache=True)
+def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult, btc, eth, extra_wealth):
+    """One bar's decision at its close. Mutates ``state``; returns
+    (reason, target_w, desired_w, w_cur, delta_eth, flipped, forced_exit)."""
+    W = btc + eth * price  # R18: the BNB fee wallet is not part of the traded weight
+    w_cur = eth * price / W if W > 0 else 0.0
+    total = W + extra_wealth
+
+    # --- signal state machine (R11-R15): advances on every bar -------------------------
+    undefined = math.isnan(ratio) or math.isnan(entry) or math.isnan(exit_)
+    last = state[S_LAST_FLIP_MS]
+    cool_ok = math.isnan(last) or (close_ms - last >= prm[P_COOLDOWN_MS])
+    cooldown_blocked = False
+    gate_blocked = False
+    flipped = False
+    if not undefined:
+        if state[S_SIGNAL] == 0.0:
+            if ratio < -entry:  # R12: ETH cheap against its trend
+                if not cool_ok:
+                    cooldown_blocked = True
+                elif not gate_ok:
+                    gate_blocked = True
+                else:
+                    state[S_SIGNAL] = 1.0
+                    flipped = True
+        elif ratio > -exit_:  # R13: reverted; the gate never blocks an exit
+            if cool_ok:
+                state[S_SIGNAL] = 0.0
+                flipped = True
+            else:
+                cooldown_blocked = True
+    if flipped:
+        state[S_LAST_FLIP_MS] = close_ms
+        state[S_TURNS] += 1.0
+    target = min(max(state[S_SIGNAL] * mult, 0.0), prm[P_MAXPOS])  # R16
+
+    # --- risk (R24-R25) ------------------------------------------------------------------
+    if state[S_DAY] != day:
+        state[S_DAY] = day
+        state[S_DAY_START] = total
+        state[S_DAILY_PAUSED] = 0.0
+    if math.isnan(state[S_PEAK]) or total > state[S_PEAK]:
+        state[S_PEAK] = total
+    fixed = prm[P_FIXED_BASIS] != 0.0
+    if prm[P_MAXDD] > 0 and state[S_MAXDD_HIT] == 0.0:
+        dd = (state[S_PEAK] - total) >= prm[P_MAXDD] * prm[P_BASIS] if fixed else 1.0 - total / state[S_PEAK] >= prm[P_MAXDD]
+        if dd:
+            state[S_MAXDD_HIT] = 1.0
+    if prm[P_DAILY] > 0 and state[S_DAILY_PAUSED] == 0.0:
+        floor = state[S_DAY_START] - prm[P_DAILY] * prm[P_BASIS] if fixed else state[S_DAY_START] * (1.0 - prm[P_DAILY])
+        if total <= floor:
+            state[S_DAILY_PAUSED] = 1.0
+
+    # --- execution (R19-R21) -------------------------------------------------------------
+    hit = state[S_MAXDD_HIT] != 0.0
+    paused = state[S_DAILY_PAUSED] != 0.0
+    forced = False
+    if hit:
+        target = 0.0
+        desired = 0.0  # latched breaker: flat in one move, then nothing (R24)
+        forced = w_cur > EPS_W
+    elif paused or undefined:
+        desired = w_cur
+    else:
+        desired = w_cur + prm[P_STEP] * (target - w_cur)
+        if abs(target - desired) < prm[P_THRESH]:
+            desired = target  # R19 snap
+    dw = desired - w_cur
+    delta = dw * W / price if price > 0 else 0.0
+    notional = abs(delta) * price
+    if abs(dw) <= EPS_W:
+        size_reason = R_HOLD
+    elif notional < prm[P_MIN_TRADE]:
+        size_reason = R_MIN_TRADE
+    elif abs(dw) < prm[P_THRESH] and not hit:
+        size_reason = R_THRESHOLD
+    else:
+        size_reason = R_TRADE
+
+    # --- reason (R26): trade, else the first that applies --------------------------------
+    if size_reason == R_TRADE:
+        reason = R_TRADE
+    elif hit:
+        reason = R_RISK_MAXDD
+    elif paused:
+        reason = R_RISK_DAILY
+    elif undefined:
+        reason = R_WARMUP
+    elif cooldown_blocked:
+        reason = R_COOLDOWN
+    elif gate_blocked:
+        reason = R_GATE
+    else:
+        reason = size_reason
+    if reason != R_TRADE:
+        delta = 0.0
+    return reason, target, desired, w_cur, delta, flipped, forced
+
+
+@njit(cache=True)
+def _fee(notional, rate, fee, bnb, bnb_px):
+    """R23: (fee_btc, fee_bnb, in_received_asset_btc) for one fill."""
+    if fee[F_PAY_BNB] != 0.0:
+        disc = 1.0 - fee[F_BNB_DISCOUNT]
+        if fee[F_BNB_MODEL] != 0.0:
+            need = notional * rate * disc / bnb_px if bnb_px > 0 else np.inf
+            if need <= bnb:
+                return notional * rate * disc, need, 0.0
+            return notional * rate, 0.0, notional * rate  # BNB ran out: undiscounted, received asset
+        return notional * rate * disc, 0.0, notional * rate * disc
+    return notional * rate, 0.0, notional * rate
+
+
+@njit(cache=True)
+def simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm, fee, state,
+             btc, eth, bnb, out_f, out_i, tr_f, tr_i):
+    """Backtest loop: decide at each close (``decide``), fill at the next open (R22). Returns n_trades."""
+    n = len(close)
+    pending = 0.0
+    pending_reason = 0
+    pending_bar = -1
+    n_tr = 0
+    slip = fee[F_SLIP]
+    for t in range(n):
+        if pending != 0.0:
+            px_b = bnb_px[t - 1]
+            if pending > 0:
+                px = open_[t] * (1.0 + slip)
+                q = min(pending, btc / px)
+                notional = q * px
+                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_TAKER], fee, bnb, px_b)
+                btc -= notional
+                eth += q - in_kind / px
+                side = 1
+            else:
+                px = open_[t] * (1.0 - slip)
+                q = min(-pending, eth)
+                notional = q * px
+                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_MAKER], fee, bnb, px_b)
+                eth -= q
+                btc += notional - in_kind
+                side = -1
+            bnb -= fee_bnb
+            if q > 0:
+                tr_f[n_tr, T_QTY] = q
+                tr_f[n_tr, T_PRICE] = px
+                tr_f[n_tr, T_NOTIONAL] = notional
+                tr_f[n_tr, T_FEE_BTC] = fee_btc
+                tr_f[n_tr, T_FEE_BNB] = fee_bnb
+                tr_i[n_tr, TI_BAR] = t
+                tr_i[n_tr, TI_SIDE] = side
+                tr_i[n_tr, TI_REASON] = pending_reason
+                tr_i[n_tr, TI_DECISION_BAR] = pending_bar
+                n_tr += 1
+            pending = 0.0
+        px_bnb = bnb_px[t]
+        extra = bnb * px_bnb if bnb > 0 and px_bnb > 0 else 0.0
+        reason, target, desired, w_cur, delta, flipped, forced = decide(
+            state, prm, close_ms[t], day[t], close[t], ratio[t], entry[t], exit_[t], gate_ok[t], mult[t],
+            btc, eth, extra)
+        if reason == R_TRADE and t + 1 < n:  # a decision on the last bar has no fill
+            pending = delta
+            pending_reason = 1 if forced else 0
+            pending_bar = t
+        out_f[t, O_BTC] = btc
+        out_f[t, O_ETH] = eth
+        out_f[t, O_BNB] = bnb
+        out_f[t, O_WEALTH] = btc + eth * close[t] + extra
+        out_f[t, O_WCUR] = w_cur
+        out_f[t, O_TARGET] = target
+        out_f[t, O_DESIRED] = desired
+        out_i[t, 0] = reason
+        out_i[t, 1] = int(state[S_SIGNAL])
+    return n_tr

@@ -1,0 +1,143 @@
+"""``EthBtcStrategy``: the one decision path shared by backtest, optimiser and live (SPEC R30).
+
+It owns the vectorised indicators (:mod:`ethbtc.indicators`) and calls the compiled step
+(:func:`ethbtc.kernel.decide`): ``run`` loops it over history, ``step`` applies it once to
+the newest closed bar with a persisted state. ``ethbtc_accum_bot`` re-exports this class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import kernel as K
+from .config import Config
+from .errors import DataError
+from .indicators import MS_PER_DAY, Indicators, compute, index_ms
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one bar (live path)."""
+
+    bar_open_ms: int
+    close: float
+    reason: str
+    signal: str  # "BTC" or "ETH"
+    target_w: float
+    desired_w: float
+    w_cur: float
+    delta_eth: float  # > 0 buy ETH, < 0 sell ETH, 0 no trade
+    flipped: bool
+    forced_exit: bool  # drawdown-breaker liquidation (R24)
+    ratio: float
+    entry_band: float
+    exit_band: float
+    gate: float
+    gate_open: bool
+    mult: float
+
+
+@dataclass
+class RunArrays:
+    """Raw backtest output of :meth:`EthBtcStrategy.run` (see ethbtc.backtest for frames)."""
+
+    out_f: np.ndarray
+    out_i: np.ndarray
+    tr_f: np.ndarray
+    tr_i: np.ndarray
+    state: np.ndarray
+    ind: Indicators
+
+
+class EthBtcStrategy:
+    def __init__(self, config: Config, bar_minutes: int | None = None):
+        self.config = config
+        self.bar_minutes = bar_minutes or config.bar_minutes()
+        if self.bar_minutes is None:
+            raise DataError("bar interval unknown: set bar_interval_minutes/interval or pass data")
+
+    # --- shared pieces ----------------------------------------------------------------------
+    def params_array(self) -> np.ndarray:
+        c = self.config
+        p = np.zeros(K.N_PARAM)
+        p[K.P_STEP] = c.strategy.step_allocation
+        p[K.P_MAXPOS] = c.strategy.max_position
+        p[K.P_THRESH] = c.strategy.rebalance_threshold_w
+        p[K.P_COOLDOWN_MS] = c.strategy.cooldown_minutes * 60_000.0
+        p[K.P_MIN_TRADE] = c.min_trade_btc()
+        p[K.P_FIXED_BASIS] = 1.0 if c.risk.risk_mode == "fixed_basis" else 0.0
+        p[K.P_MAXDD] = c.risk.max_dd_frac
+        p[K.P_DAILY] = c.risk.max_daily_loss_frac
+        p[K.P_BASIS] = c.risk.basis_btc
+        return p
+
+    def fees_array(self, bnb_model: bool) -> np.ndarray:
+        f = self.config.fees
+        a = np.zeros(K.N_FEE)
+        a[K.F_MAKER], a[K.F_TAKER] = f.maker_fee, f.taker_fee
+        a[K.F_SLIP] = f.slippage_bps / 10_000.0
+        a[K.F_PAY_BNB] = 1.0 if f.pay_fees_in_bnb else 0.0
+        a[K.F_BNB_DISCOUNT] = f.bnb_discount
+        a[K.F_BNB_MODEL] = 1.0 if (bnb_model and f.pay_fees_in_bnb) else 0.0
+        return a
+
+    def indicators(self, df: pd.DataFrame) -> Indicators:
+        return compute(df, self.config.strategy, self.bar_minutes)
+
+    @staticmethod
+    def new_state() -> np.ndarray:
+        return K.new_state()
+
+    def warmup_bars(self) -> int:
+        """Closed bars needed before every indicator is defined (live history size)."""
+        s = self.config.strategy
+        gate_bars = (s.gate_window_days + 2) * MS_PER_DAY // (self.bar_minutes * 60_000) if s.gate_window_days else 0
+        return int(max(s.trend_lookback + 1, s.vol_window + 1, gate_bars)) + 1
+
+    # --- backtest path ------------------------------------------------------------------------
+    def run(self, df: pd.DataFrame, bnb_close: np.ndarray | None = None, ind: Indicators | None = None,
+            btc: float | None = None, eth: float = 0.0, bnb: float | None = None) -> RunArrays:
+        n = len(df)
+        ind = ind if ind is not None else self.indicators(df)
+        open_ms = index_ms(df.index)
+        close_ms = open_ms + self.bar_minutes * 60_000
+        day = (open_ms // MS_PER_DAY).astype(np.float64)
+        bnb_model = bnb_close is not None
+        bnb_px = bnb_close if bnb_close is not None else np.full(n, np.nan)
+        out_f = np.empty((n, K.N_OUT))
+        out_i = np.empty((n, 2), dtype=np.int8)
+        tr_f = np.empty((n, 5))
+        tr_i = np.empty((n, 4), dtype=np.int64)
+        state = K.new_state()
+        n_tr = K.simulate(
+            df["open"].to_numpy(np.float64), df["close"].to_numpy(np.float64), close_ms.astype(np.float64), day,
+            ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px,
+            self.params_array(), self.fees_array(bnb_model), state,
+            self.config.risk.basis_btc if btc is None else btc, eth,
+            self.config.fees.start_bnb if bnb is None else bnb, out_f, out_i, tr_f, tr_i,
+        )
+        return RunArrays(out_f, out_i, tr_f[:n_tr], tr_i[:n_tr], state, ind)
+
+    # --- live path ------------------------------------------------------------------------------
+    def step(self, state: np.ndarray, df: pd.DataFrame, btc: float, eth: float, extra_wealth: float = 0.0,
+             ind: Indicators | None = None) -> Decision:
+        """Decide on the LAST row of ``df`` (closed bars only), mutating ``state`` (R30)."""
+        ind = ind if ind is not None else self.indicators(df)
+        t = len(df) - 1
+        open_ms = int(index_ms(df.index[-1:])[0])
+        close = float(df["close"].iloc[-1])
+        reason, target, desired, w_cur, delta, flipped, forced = K.decide(
+            state, self.params_array(), float(open_ms + self.bar_minutes * 60_000), float(open_ms // MS_PER_DAY),
+            close, ind.ratio[t], ind.entry[t], ind.exit[t], bool(ind.gate_open[t]), ind.mult[t],
+            float(btc), float(eth), float(extra_wealth),
+        )
+        return Decision(
+            bar_open_ms=open_ms, close=close, reason=K.REASONS[reason],
+            signal="ETH" if state[K.S_SIGNAL] else "BTC", target_w=target, desired_w=desired, w_cur=w_cur,
+            delta_eth=delta, flipped=flipped, forced_exit=forced, ratio=float(ind.ratio[t]),
+            entry_band=float(ind.entry[t]), exit_band=float(ind.exit[t]), gate=float(ind.gate[t]),
+            gate_open=bool(ind.gate_open[t]), mult=float(ind.mult[t]),
+        )
