@@ -30,7 +30,8 @@ def price_levels(
     exact for ``roc`` (the reference close does not move with today's close). For ``sma`` the
     mean includes today's close; pass ``sma_lookback`` (L) to solve for the close exactly,
     other closes of the window unchanged: ``level = (1 - band) * S / (L - 1 + band)`` where S
-    is the sum of the other L-1 closes. Undefined inputs (warm-up) give NaN levels.
+    is the sum of the other L-1 closes. The bands are held at this bar's values (with
+    vol_adapt_k > 0 they move a little with the close too). Undefined inputs give NaN levels.
     """
     nan = float("nan")
     if not _finite(close, trend_ratio, entry_band, exit_band) or close <= 0 or trend_ratio <= -1:

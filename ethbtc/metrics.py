@@ -13,6 +13,7 @@ import datetime as dt
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,7 +31,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from .errors import UserError
-from .levels import distance_bps
+from .levels import distance_bps, price_levels
 from .timeframes import binance_interval, epoch_seconds, interval_minutes
 
 PREFIX = "ethbtc"
@@ -66,6 +67,23 @@ NAN = float("nan")
 
 # No `*_created` series: they double the series count and no panel uses them (process-wide switch).
 disable_created_metrics()
+
+
+class DecisionLike(Protocol):
+    """The fields of ``ethbtc.strategy.Decision`` that ``observe_decision`` reads."""
+
+    bar_open_ms: int
+    close: float
+    reason: str
+    signal: str
+    target_w: float
+    desired_w: float
+    w_cur: float
+    ratio: float
+    entry_band: float
+    exit_band: float
+    gate: float
+    gate_open: bool
 
 
 class _StateSet(Collector):
@@ -303,6 +321,14 @@ class BotMetrics:
         self.weight_current.set(current_w)
         self.decisions.labels(reason).inc()
         self._blocker.set(reason)
+
+    def observe_decision(self, decision: DecisionLike, sma_lookback: int | None = None) -> None:
+        """``observe_bar`` from an ``EthBtcStrategy.step`` Decision; buy/sell levels computed by
+        ``ethbtc.levels.price_levels`` (pass ``trend_lookback`` when ``trend_kind`` is sma)."""
+        d = decision
+        buy, sell = price_levels(d.close, d.ratio, d.entry_band, d.exit_band, sma_lookback)
+        self.observe_bar(d.bar_open_ms, d.close, d.ratio, d.entry_band, d.exit_band, buy, sell, d.gate,
+                         d.gate_open, d.signal, d.target_w, d.desired_w, d.w_cur, d.reason)
 
     def set_blocker(self, reason: str) -> None:
         """Set the active reason without counting a decision (e.g. an exchange-side reason
