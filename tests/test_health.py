@@ -11,6 +11,7 @@ import requests
 from prom_fixtures import wait_for
 from synthetic_bot import SyntheticBot
 
+from ethbtc import healthcheck
 from ethbtc.errors import UserError
 from ethbtc.health import HealthState
 from ethbtc.logs import register_secret
@@ -132,3 +133,18 @@ def test_port_in_use_is_a_clear_user_error() -> None:
         args = parse(["--metrics-port", str(port), "--metrics-addr", "127.0.0.1"])
         with pytest.raises(UserError, match=f"127.0.0.1:{port} is already in use"):
             start_from_args(args, BotMetrics(process_metrics=False).registry, None)
+
+
+def test_healthcheck_probe_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m ethbtc.healthcheck`` (Docker HEALTHCHECK): 0 on 200, 1 on 503 or no answer."""
+    clock = FakeClock()
+    h = HealthState("dry", BAR, clock=clock)
+    with MetricsServer(BotMetrics(process_metrics=False).registry, h, "127.0.0.1", 0) as server:
+        url = f"{server.url}/health"
+        assert healthcheck.main(["--url", url]) == 1
+        assert "unhealthy: HTTP 503 status=starting" in capsys.readouterr().out
+        h.bar_processed(clock.t - BAR)
+        assert healthcheck.main(["--url", url]) == 0
+        assert "healthy: HTTP 200 status=ok" in capsys.readouterr().out
+    assert healthcheck.main(["--url", url, "--timeout", "2"]) == 1  # server gone
+    assert "unhealthy" in capsys.readouterr().out
