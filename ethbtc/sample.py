@@ -7,13 +7,17 @@ without network access. Same seed, same bytes.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .cli import ArgumentParser, run_main
 from .data import BINANCE_COLUMNS
 from .fileio import atomic_path
+from .timeframes import interval_minutes
 
 SAMPLE_DIR = Path("data/sample")
 START = pd.Timestamp("2022-01-01", tz="UTC")
@@ -76,3 +80,26 @@ def ensure_sample(folder: str | Path = SAMPLE_DIR, days: int = 730, interval_min
     if not bnb.exists():
         write_csv(generate(n, interval_minutes, seed=11, start_price=0.009, gaps=0), bnb)
     return eth, bnb
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m ethbtc.sample",
+                       description="Write the deterministic sample candles (ETHBTC and BNBBTC, Binance CSV layout) "
+                                   "used by the demo and the paper exchange; existing files are kept.")
+    p.add_argument("--out-dir", default=str(SAMPLE_DIR), help=f"folder (default {SAMPLE_DIR})")
+    p.add_argument("--days", type=int, default=730, help="length of the series in days (default 730)")
+    p.add_argument("--interval", default="15m", help="bar interval, e.g. 15m or 1h (default 15m)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.days < 1:
+        build_parser().error("--days must be at least 1")
+    for path in ensure_sample(args.out_dir, args.days, interval_minutes(args.interval)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
