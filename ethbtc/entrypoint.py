@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTOR = "live_executor.py"
 DATA_DIR = Path("/data")
-IN_CONTAINER_ENV = "ETHBTC_CONTAINER"  # set by the Dockerfile
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "live": (EXECUTOR,),
@@ -42,13 +41,15 @@ class EntryError(Exception):
     """A command that cannot run; printed as one ``error:`` line, exit code 2."""
 
 
-def scripts(root: Path = ROOT) -> list[str]:
+def scripts(root: Path | None = None) -> list[str]:
     """Runnable toolkit scripts: top-level ``*.py`` files with a ``__main__`` guard."""
+    root = root or ROOT
     return sorted(p.name for p in root.glob("*.py") if _MAIN_GUARD.search(p.read_text(encoding="utf-8")))
 
 
-def resolve(argv: Sequence[str], root: Path = ROOT) -> list[str]:
-    """The full argv to exec for the container arguments ``argv``."""
+def resolve(argv: Sequence[str], root: Path | None = None) -> list[str]:
+    """The full argv to exec for the container arguments ``argv`` (scripts looked up in ``root``)."""
+    root = root or ROOT
     args = list(argv)
     if not args or args[0].startswith("-"):
         args = ["live", *args]
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cmd = resolve(args)
         if cmd[1:2] == [str(ROOT / EXECUTOR)] and not {"-h", "--help"} & set(cmd):
-            check_state_dir(state_path(cmd[2:]), bool(os.environ.get(IN_CONTAINER_ENV)))
+            check_state_dir(state_path(cmd[2:]), bool(os.environ.get("ETHBTC_CONTAINER")))
     except EntryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
