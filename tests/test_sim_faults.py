@@ -18,6 +18,8 @@ def test_5xx_is_a_server_error_and_can_target_endpoints(sim, sim_client) -> None
     assert info.value.status_code == 503
     assert sim_client.time()["serverTime"] > 0  # other endpoints are untouched
     assert sim_client.get_orders("ETHBTC") == []  # a plain 5xx did not execute anything
+    (entry,) = sim.order_log  # the order log shows faulted requests too
+    assert (entry["httpStatus"], entry["fault"], entry["code"]) == (503, "error_5xx", -1001)
     sim.set_faults(error_5xx=1.0, status_5xx=500)
     with pytest.raises(ServerError) as info:
         sim_client.time()
