@@ -57,7 +57,7 @@ def build_result(config: Config, candles: Candles, a: RunArrays, bnb_px: np.ndar
             "wealth_btc": of[:, K.O_WEALTH], "w_cur": of[:, K.O_WCUR],
             "target_w": of[:, K.O_TARGET], "desired_w": of[:, K.O_DESIRED],
             "state": np.where(a.out_i[:, 1] == 1, "ETH", "BTC"),
-            "reason": np.asarray(K.REASONS, dtype=object)[a.out_i[:, 0]],
+            "reason": np.asarray(K.REASONS)[a.out_i[:, 0]],
             "ratio": a.ind.ratio, "entry_band": a.ind.entry, "exit_band": a.ind.exit,
             "gate_open": a.ind.gate_open,
         },
@@ -66,12 +66,12 @@ def build_result(config: Config, candles: Candles, a: RunArrays, bnb_px: np.ndar
     tf, ti = a.tr_f, a.tr_i
     trades = pd.DataFrame(
         {
-            "time": idx[ti[:, K.TI_BAR]] if len(ti) else pd.DatetimeIndex([], tz="UTC"),
+            "time": idx[ti[:, K.TI_BAR]],
             "side": np.where(ti[:, K.TI_SIDE] > 0, "BUY", "SELL"),
             "qty_eth": tf[:, K.T_QTY], "price": tf[:, K.T_PRICE], "notional_btc": tf[:, K.T_NOTIONAL],
             "fee_btc": tf[:, K.T_FEE_BTC], "fee_bnb": tf[:, K.T_FEE_BNB],
-            "reason": np.asarray(K.TRADE_REASONS, dtype=object)[ti[:, K.TI_REASON]] if len(ti) else [],
-            "decision_time": idx[ti[:, K.TI_DECISION_BAR]] if len(ti) else pd.DatetimeIndex([], tz="UTC"),
+            "reason": np.asarray(K.TRADE_REASONS)[ti[:, K.TI_REASON]],
+            "decision_time": idx[ti[:, K.TI_DECISION_BAR]],
         }
     )
     summary = summarize(config, candles, bars, trades, int(a.state[K.S_TURNS]), bnb_px)

@@ -1,0 +1,163 @@
+"""SPEC R22-R29: fills, fees, results; properties of the whole backtest (hypothesis)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ethbtc.backtest import run_backtest
+from ethbtc.config import build_config
+from ethbtc.data import Candles, DataReport
+from tests.helpers import candles, random_walk
+
+FAST = {"trend_kind": "sma", "trend_lookback": 4, "vol_window": 3, "cooldown_minutes": 0, "min_trade_btc": 0.0}
+
+
+def scenario():
+    # flat, then a drop (ETH cheap -> buy), then recovery (sell)
+    return np.array([1.0] * 6 + [0.9, 0.9, 0.9] + [1.0] * 5)
+
+
+def test_r22_fill_at_next_open_with_slippage_and_taker_buy_maker_sell():
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0, "taker_fee": 0.001,
+                               "maker_fee": 0.0005, "slippage_bps": 10})
+    c = candles(scenario())
+    res = run_backtest(cfg, c)
+    buy, sell = res.trades.iloc[0], res.trades.iloc[1]
+    assert buy.side == "BUY" and buy.decision_time == c.df.index[6] and buy.time == c.df.index[7]
+    assert buy.price == pytest.approx(c.df.open.iloc[7] * 1.001)
+    assert buy.fee_btc == pytest.approx(buy.notional_btc * 0.001)  # taker, charged in ETH (R23)
+    assert res.bars.eth.iloc[7] == pytest.approx(buy.qty_eth * (1 - 0.001))
+    assert sell.side == "SELL" and sell.price == pytest.approx(c.df.open.loc[sell.time] * 0.999)
+    assert sell.fee_btc == pytest.approx(sell.notional_btc * 0.0005)  # maker, charged in BTC
+    assert res.bars.btc.loc[sell.time] == pytest.approx(sell.notional_btc - sell.fee_btc)
+
+
+def test_r22_decision_on_last_bar_has_no_fill():
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0})
+    res = run_backtest(cfg, candles(scenario()[:7]))
+    assert res.bars.reason.iloc[-1] == "trade" and res.trades.empty
+
+
+def test_r23_fees_from_bnb_while_it_lasts_then_received_asset_undiscounted():
+    close = scenario()
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0, "taker_fee": 0.001,
+                               "maker_fee": 0.001, "slippage_bps": 0, "pay_fees_in_bnb": True,
+                               "bnb_discount": 0.25, "start_bnb": 0.1})
+    c = candles(close)
+    bnb = candles(np.full(len(close), 0.01))  # 1 BNB = 0.01 BTC
+    res = run_backtest(cfg, c, bnb)
+    buy, sell = res.trades.iloc[0], res.trades.iloc[1]
+    assert buy.fee_btc == pytest.approx(buy.notional_btc * 0.001 * 0.75)
+    assert buy.fee_bnb == pytest.approx(buy.fee_btc / 0.01)
+    assert res.bars.eth.loc[buy.time] == pytest.approx(buy.qty_eth)  # nothing taken from ETH
+    assert sell.fee_bnb == 0  # 0.1 - 0.075 left < ~0.08 needed: BNB ran out
+    assert sell.fee_btc == pytest.approx(sell.notional_btc * 0.001)
+    assert res.summary["start_btc"] == pytest.approx(1.0 + 0.1 * 0.01)  # R23: wealth includes BNB
+
+
+def test_r23_discount_without_bnb_series():
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0, "taker_fee": 0.001,
+                               "pay_fees_in_bnb": True, "bnb_discount": 0.25})
+    buy = run_backtest(cfg, candles(scenario())).trades.iloc[0]
+    assert buy.fee_btc == pytest.approx(buy.notional_btc * 0.00075)
+
+
+def test_r27_r28_r29_result_shapes():
+    res = run_backtest(build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0}), candles(scenario()))
+    for col in ("close", "btc", "eth", "bnb", "wealth_btc", "w_cur", "target_w", "state", "reason"):
+        assert col in res.bars.columns
+    for col in ("time", "side", "qty_eth", "price", "notional_btc", "fee_btc", "reason"):
+        assert col in res.trades.columns
+    s = res.summary
+    for key in ("start", "end", "bars", "final_btc", "return_btc", "btc_hodl_btc", "eth_hodl_btc", "max_drawdown",
+                "sharpe", "sortino", "turns", "trades", "fees_btc", "turnover_btc", "time_in_eth"):
+        assert key in s
+    assert s["turns"] == 2 and s["trades"] == 2 and s["final_btc"] == pytest.approx(res.bars.wealth_btc.iloc[-1])
+
+
+params = st.fixed_dictionaries({
+    "trend_kind": st.sampled_from(["sma", "roc"]),
+    "trend_lookback": st.integers(2, 40),
+    "flip_band_entry": st.floats(0.0, 0.05),
+    "vol_window": st.integers(2, 30),
+    "vol_adapt_k": st.sampled_from([0.0, 0.01]),
+    "target_vol": st.sampled_from([0.0, 0.3, 1.0]),
+    "cooldown_minutes": st.integers(0, 300),
+    "step_allocation": st.floats(0.05, 1.0),
+    "max_position": st.floats(0.1, 1.0),
+    "rebalance_threshold_w": st.floats(0.0, 0.2),
+    "gate_window_days": st.sampled_from([0, 1]),
+    "gate_roc_threshold": st.sampled_from([0.0, 0.005]),
+    "max_dd_frac": st.sampled_from([0.0, 0.05]),
+    "max_daily_loss_frac": st.sampled_from([0.0, 0.01]),
+})
+PROP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+def _cfg(p, **extra):
+    p = dict(p)
+    p["flip_band_exit"] = p["flip_band_entry"] / 2
+    return build_config(p | {"min_trade_btc": 0.0} | extra)
+
+
+@PROP
+@given(p=params, seed=st.integers(0, 1000))
+def test_property_weights_within_bounds(p, seed):
+    cfg = _cfg(p)
+    res = run_backtest(cfg, candles(random_walk(400, seed, vol=0.01)))
+    b = res.bars
+    assert ((b.target_w >= 0) & (b.target_w <= cfg.strategy.max_position + 1e-12)).all()
+    assert ((b.w_cur >= -1e-12) & (b.w_cur <= 1 + 1e-12)).all()
+    assert (b.btc >= -1e-12).all() and (b.eth >= -1e-12).all()
+
+
+@PROP
+@given(p=params, seed=st.integers(0, 1000))
+def test_property_zero_costs_wealth_moves_only_with_price(p, seed):
+    cfg = _cfg(p, maker_fee=0.0, taker_fee=0.0, slippage_bps=0.0)
+    c = candles(random_walk(300, seed, vol=0.01), open_=None)
+    b = run_backtest(cfg, c).bars
+    o = c.df.open.to_numpy()
+    before = np.concatenate([[1.0], b.btc.to_numpy()[:-1] + b.eth.to_numpy()[:-1] * o[1:]])
+    after = b.btc.to_numpy() + b.eth.to_numpy() * o
+    np.testing.assert_allclose(after, before, rtol=1e-12)
+
+
+@PROP
+@given(p=params, seed=st.integers(0, 1000), cut=st.integers(50, 299))
+def test_property_no_look_ahead_truncation_never_changes_earlier_decisions(p, seed, cut):
+    cfg = _cfg(p)
+    c = candles(random_walk(300, seed, vol=0.01))
+    full = run_backtest(cfg, c)
+    part = run_backtest(cfg, Candles(c.df.iloc[:cut], 15, DataReport(path="t", interval_minutes=15)))
+    pd.testing.assert_frame_equal(full.bars.iloc[:cut], part.bars)
+    n = len(part.trades)
+    pd.testing.assert_frame_equal(full.trades.iloc[:n], part.trades)
+
+
+def test_golden_real_1h_full_history(shared_data):
+    """Regression guard on real candles; figures recorded from this implementation."""
+    from ethbtc.config import load_config
+    from ethbtc.data import load_candles
+
+    c = load_candles(shared_data / "ETHBTC_1h_2017-07_2023-06.csv")
+    b = load_candles(shared_data / "BNBBTC_1h_2017-07_2023-06.csv")
+    s = run_backtest(load_config("configs/selected_params_15m_final.json"), c, b).summary
+    assert (s["turns"], s["trades"]) == (558, 3851)
+    assert s["final_btc"] == pytest.approx(0.047119077000331785, rel=1e-9)
+    assert s["fees_btc"] == pytest.approx(0.005810661872931183, rel=1e-9)
+
+
+def test_golden_real_15m_with_bnb_fees(shared_data):
+    from ethbtc.config import load_config
+    from ethbtc.data import load_candles
+
+    c = load_candles(shared_data / "ETHBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
+    b = load_candles(shared_data / "BNBBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
+    res = run_backtest(load_config("configs/prod_live.json", {"start_bnb": 0.5}), c, b)
+    s = res.summary
+    assert (s["turns"], s["trades"]) == (78, 549)
+    assert s["final_btc"] == pytest.approx(0.16783685338576512, rel=1e-9)
+    assert res.trades.fee_bnb.sum() <= 0.5 + 1e-12
