@@ -36,10 +36,11 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     except PermissionError as exc:
         print(f"error: permission denied: {exc.filename}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # stdout closed early (output piped into `head`): stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # stdout closed early (`... | head`): stop quietly, as SIGPIPE would
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     return int(rc or 0)

@@ -65,16 +65,16 @@ def run(engine: Engine, ops: list[tuple]) -> None:
         kind = step[0]
         try:
             if kind == "market":
-                engine.place(side=step[1], type="MARKET", quantity=step[2])
+                engine.place(side=step[1], order_type="MARKET", quantity=step[2])
             elif kind == "market_quote":
-                engine.place(side=step[1], type="MARKET", quote_qty=step[2])
+                engine.place(side=step[1], order_type="MARKET", quote_qty=step[2])
             elif kind in ("maker", "limit"):
                 bid, ask = engine.market.bid_ask(engine.pos)
                 price = (bid if step[1] == "BUY" else ask) + step[3] * TICK
                 if kind == "maker":
-                    engine.place(side=step[1], type="LIMIT_MAKER", quantity=step[2], price=price)
+                    engine.place(side=step[1], order_type="LIMIT_MAKER", quantity=step[2], price=price)
                 else:
-                    engine.place(side=step[1], type="LIMIT", quantity=step[2], price=price, time_in_force=step[4])
+                    engine.place(side=step[1], order_type="LIMIT", quantity=step[2], price=price, time_in_force=step[4])
             elif kind == "cancel":
                 ids = sorted(engine.orders)
                 if ids:

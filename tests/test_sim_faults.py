@@ -18,6 +18,8 @@ def test_5xx_is_a_server_error_and_can_target_endpoints(sim, sim_client) -> None
     assert info.value.status_code == 503
     assert sim_client.time()["serverTime"] > 0  # other endpoints are untouched
     assert sim_client.get_orders("ETHBTC") == []  # a plain 5xx did not execute anything
+    (entry,) = sim.order_log  # the order log shows faulted requests too
+    assert (entry["httpStatus"], entry["fault"], entry["code"]) == (503, "error_5xx", -1001)
     sim.set_faults(error_5xx=1.0, status_5xx=500)
     with pytest.raises(ServerError) as info:
         sim_client.time()
@@ -100,6 +102,7 @@ def test_fault_control_endpoint(sim) -> None:
     assert requests.get(url, timeout=5).json()["injected"] == {"rate_limit_429": 1}
     bad = requests.post(url, json={"error_500": 1.0}, timeout=5)
     assert bad.status_code == 400 and "error_500" in bad.json()["msg"]
-    assert requests.post(url, json={"delay": 2}, timeout=5).status_code == 400
+    for bad_setting in ({"delay": 2}, {"max_faults": "x"}, {"retry_after": -1}, {"seed": 1.5}, {"endpoints": "/api"}):
+        assert requests.post(url, json=bad_setting, timeout=5).status_code == 400, bad_setting
     assert requests.post(url, json={}, timeout=5).json()["config"]["rate_limit_429"] == 0
     assert requests.get(f"{sim.base_url}/api/v3/ping", timeout=5).status_code == 200

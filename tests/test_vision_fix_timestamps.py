@@ -175,3 +175,14 @@ def test_align_dedupe_fill_is_a_fixed_point(slots: list[tuple[int, int]]) -> Non
     assert len(once) == max(s for s, _ in slots) - min(s for s, _ in slots) + 1
     assert (once.filled == "0").sum() == len(slots)
     pd.testing.assert_frame_equal(clean(once), once)
+
+
+def test_output_piped_into_head_is_no_traceback(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.csv", [row(1_600_002_000_000 + i * HOUR) for i in (0, 1, 2, 5)])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "vision_fix_timestamps.py"), "--in", "in.csv", "--out",
+                             "out.csv", "--freq", "1h"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `| head -0`: nobody reads the report
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == ""
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 4  # the file was still written before the report
