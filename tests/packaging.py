@@ -160,20 +160,28 @@ def _load_script(path: Path) -> Any:
 
 def parse_with_own_parser(argv: list[str]) -> tuple[str, Any]:
     """Resolve container ``argv`` like the entrypoint, then parse the flags with the target
-    program's own ``build_parser()``. Returns (program, namespace); argparse errors raise
-    SystemExit."""
+    program's own parser. Returns (program, namespace); argparse errors raise SystemExit."""
     full = entrypoint.resolve(argv, ROOT)
     assert full[0] == sys.executable, f"{argv} does not resolve to a toolkit program: {full}"
-    if full[1] == "-m":
-        program, rest = full[2], full[3:]
+    return parse_python_command(full[1:])
+
+
+def parse_python_command(words: list[str]) -> tuple[str, Any]:
+    """Parse ``script.py flags...`` or ``-m package.module flags...`` (the words after ``python``)
+    with that program's own ``build_parser()`` (found beside its ``main``), else through ``main``."""
+    if words[0] == "-m":
+        program, rest = words[1], words[2:]
         module = importlib.import_module(program)
         if hasattr(module, "__path__"):  # a package runs its __main__ module
             module = importlib.import_module(f"{program}.__main__")
     else:
-        program, rest = Path(full[1]).name, full[2:]
-        module = _load_script(Path(full[1]))
-    if hasattr(module, "build_parser"):
-        return program, module.build_parser().parse_args(rest)
+        path = Path(words[0]) if Path(words[0]).is_absolute() else ROOT / words[0]
+        program, rest = path.name, words[1:]
+        module = _load_script(path)
+    home = sys.modules.get(getattr(getattr(module, "main", None), "__module__", ""), module)
+    for owner in (module, home):  # a thin script re-exports main(); its parser lives beside main
+        if hasattr(owner, "build_parser"):
+            return program, owner.build_parser().parse_args(rest)
     return program, _parse_through_main(module, rest)
 
 
