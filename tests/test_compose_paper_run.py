@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ethbtc import entrypoint
-from tests.packaging import ROOT, merged_services, service_argv
+from tests.compose_model import ROOT, merged_services, service_argv
 
 pytestmark = pytest.mark.slow
 FILES = ("docker-compose.yml", "docker-compose.paper.yml")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ethbtc import entrypoint
-from tests.packaging import ROOT, build_image_tree, dockerfile, exec_form, instructions
+from tests.compose_model import ROOT, build_image_tree, dockerfile, exec_form, instructions
 
 pytestmark = pytest.mark.slow
 

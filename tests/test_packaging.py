@@ -25,7 +25,7 @@ from dotenv import dotenv_values
 
 from ethbtc import entrypoint
 from ethbtc.logs import SECRET_ENV_VARS
-from tests.packaging import (
+from tests.compose_model import (
     ROOT,
     build_image_tree,
     compose,

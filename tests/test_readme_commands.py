@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging import ROOT, parse_python_command
+from tests.compose_model import ROOT, parse_python_command
 
 PYTHON = re.compile(r"^(?:\.venv/bin/)?python3?$")
 
