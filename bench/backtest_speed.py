@@ -19,7 +19,7 @@ On 5 years of generated 15m ETHBTC bars (175,200) it reports, all measured in th
 Ratios are printed against the goals (>= 2x vs vectorbt, >= 300x vs the naive loop); no
 absolute time is asserted anywhere.
 
-    .venv/bin/python bench/backtest_speed.py [--setup-vbt] [--repeat 21] [--naive-bars 17520]
+    .venv/bin/python bench/backtest_speed.py [--setup-vbt] [--no-vbt] [--repeat 31] [--naive-bars 17520]
 """
 
 from __future__ import annotations
@@ -57,19 +57,9 @@ GOAL_VBT, GOAL_NAIVE = 2.0, 300.0
 
 
 # --- measuring ---------------------------------------------------------------------------------
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls after one untimed warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def interleaved_medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Median per function, calls alternated (A B A B ...) so machine noise hits all alike."""
+def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[float, float]]:
+    """(median, best) wall time per function over ``repeat`` rounds after one warm-up call each;
+    calls alternate (A B A B ...) so the noise of a shared machine hits them alike."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -78,7 +68,7 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -201,14 +191,15 @@ def vbt_worker(data: Path, config: Path, repeat: int) -> dict[str, Any]:
             close, size=size, size_type="targetpercent", direction="longonly", price=open_,
             fees=fees, slippage=slip, init_cash=cfg.risk.basis_btc, freq="15min")
 
-    med = interleaved_medians({"ours": lambda: strat.run(df), "vbt": with_vbt,
-                               "vbt_value": lambda: with_vbt().value()}, repeat)
+    t = interleaved({"ours": lambda: strat.run(df), "vbt": with_vbt, "vbt_value": lambda: with_vbt().value()}, repeat)
     pf = with_vbt()
+    from importlib.metadata import requires
+
+    pins = [r for r in requires("vectorbt") or [] if r.split("<")[0].split(">")[0].split("=")[0] in ("numpy", "pandas", "numba")]
     return {
-        "ours_s": med["ours"], "vbt_s": med["vbt"], "vbt_value_s": med["vbt_value"],
-        "vbt_orders": int(pf.orders.count()), "our_trades": len(ours.tr_f),
+        "times": t, "vbt_orders": int(pf.orders.count()), "our_trades": len(ours.tr_f),
         "vbt_final": float(pf.value().iloc[-1]), "our_final": float(ours.out_f[-1, K.O_WEALTH]),
-        "engine": engine_name(), "versions": versions("vectorbt"),
+        "engine": engine_name(), "versions": versions("vectorbt"), "pins": pins,
     }
 
 
@@ -297,13 +288,81 @@ def verdict(ratio: float, goal: float) -> str:
     return f"goal >= {goal:g}x: {'MET' if ratio >= goal else 'MISSED'}"
 
 
+def ms(t: tuple[float, float]) -> str:
+    return f"{t[0] * 1e3:7.1f} ms (best {t[1] * 1e3:.1f})"
+
+
+def report_ours(strat: EthBtcStrategy, df: pd.DataFrame, repeat: int) -> float:
+    a = strat.run(df)
+    ind = strat.indicators(df)
+    t = interleaved({"run": lambda: strat.run(df), "ind": lambda: strat.indicators(df),
+                     "kernel": lambda: strat.run(df, ind=ind)}, repeat)
+    print(f"\nours  EthBtcStrategy(cfg, 15).run(df): {ms(t['run'])}   [{len(a.tr_f)} trades, {int(a.state[K.S_TURNS])} turns]")
+    print(f"  of which indicators {ms(t['ind'])}, kernel + array set-up {ms(t['kernel'])}")
+    return t["run"][0]
+
+
+def report_vbt(csv: Path, repeat: int, setup: bool) -> None:
+    print("\n(a) same indicators + vectorbt Portfolio.from_orders (our target weights, next-open fills)")
+    err = setup_vbt_venv() if setup else None
+    res, msg = (None, f"vectorbt could not be installed: {err}") if err else run_vbt(csv, repeat)
+    if res is None:
+        print(f"  SKIPPED: {msg}")
+        return
+    t = res["times"]
+    print(f"  bench/.venv-vbt: {res['versions']}, engine {res['engine']}; vectorbt requires {', '.join(res['pins'])}")
+    print(f"  ours, same process            : {ms(t['ours'])}")
+    print(f"  indicators + from_orders      : {ms(t['vbt'])}")
+    print(f"  ... + pf.value() (per-bar wealth, which ours also returns): {ms(t['vbt_value'])}")
+    print(f"  check: orders vectorbt {res['vbt_orders']} / ours {res['our_trades']}; final BTC vectorbt "
+          f"{res['vbt_final']:.6f} / ours {res['our_final']:.6f} (vectorbt charges fees in BTC, re-targets at the open)")
+    ratio, best = t["vbt"][0] / t["ours"][0], t["vbt"][1] / t["ours"][1]
+    with_value = t["vbt_value"][0] / t["ours"][0]
+    print(f"  RATIO (indicators + vectorbt) / ours = {ratio:.2f}x  ({verdict(ratio, GOAL_VBT)}); "
+          f"best-of-{repeat}: {best:.2f}x; with pf.value(): {with_value:.2f}x")
+
+
+def report_naive(strat: EthBtcStrategy, df: pd.DataFrame, bars: int, t_ours: float) -> None:
+    m = min(bars, len(df))
+    part = df.iloc[:m]
+    t0 = time.perf_counter()
+    naive = naive_loop(strat, part)
+    t_naive = time.perf_counter() - t0
+    same = naive_matches_kernel(naive, strat.run(part))
+    est = t_naive * len(df) / m
+    scaled = "" if m == len(df) else f", extrapolated linearly to {len(df)} bars: {est:.1f} s"
+    print(f"\n(b) naive per-bar pandas .iat loop: {t_naive:.2f} s on the first {m} bars{scaled}")
+    print(f"  (same vectorised indicators, decisions by kernel.decide.py_func; output equals the kernel's: {same})")
+    ratio = est / t_ours
+    print(f"  RATIO naive / ours = {ratio:.0f}x  ({verdict(ratio, GOAL_NAIVE)})")
+
+
+def report_cli(csv: Path) -> None:
+    print(f"\nend to end: python ethbtc_accum_bot.py backtest --data <temp csv> --config {CONFIG.relative_to(ROOT)}")
+    with tempfile.TemporaryDirectory(prefix="numba-cold-") as cold:
+        t_cold = cli_backtest_time(csv, os.environ | {"NUMBA_CACHE_DIR": cold})
+    cli_backtest_time(csv)  # make sure the default cache is populated
+    t_warm = statistics.median(cli_backtest_time(csv) for _ in range(3))
+    print(f"  wall time {t_warm:.2f} s (median of 3, numba cache warm); {t_cold:.2f} s with an empty numba cache")
+
+
+def report_startup() -> None:
+    print("\nnumba start-up: fresh interpreter, 2000-bar backtest, NUMBA_CACHE_DIR = a new temp dir")
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        cold_p, cold_wall = probe(cache)
+        warm_p, warm_wall = probe(cache)
+    for label, p, wall in (("cold (compile)", cold_p, cold_wall), ("cached        ", warm_p, warm_wall)):
+        print(f"  {label}: first run {p['first_s']:6.3f} s, imports {p['import_s']:.2f} s, whole process "
+              f"{wall:.2f} s; a second run {p['second_s'] * 1e3:.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bars", type=int, default=N_BARS, help="bars to generate (default 175200 = 5y of 15m)")
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--repeat", type=int, default=21, help="timed repetitions for the median (default 21)")
-    ap.add_argument("--naive-bars", type=int, default=17_520, help="slice for the naive loop (default 17520)")
-    ap.add_argument("--setup-vbt", action="store_true", help=f"create bench/.venv-vbt first ({VBT_SETUP})")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"generator seed (default {SEED})")
+    ap.add_argument("--repeat", type=int, default=31, help="timed rounds for each median (default 31)")
+    ap.add_argument("--naive-bars", type=int, default=17_520, help="slice timed for the naive loop (default 17520)")
+    ap.add_argument("--setup-vbt", action="store_true", help=f"create/update bench/.venv-vbt first: {VBT_SETUP}")
     ap.add_argument("--no-vbt", action="store_true", help="skip the vectorbt comparison")
     ap.add_argument("--vbt-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -313,66 +372,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"backtest_speed: {args.bars} bars of 15m (seed {args.seed}), config {CONFIG.relative_to(ROOT)}, "
-          f"median of {args.repeat}; cpus={os.cpu_count()}")
+          f"median of {args.repeat} interleaved rounds; {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
     print(f"  project env: {versions()}")
     with tempfile.TemporaryDirectory(prefix="ethbtc-bench-") as tmp:
         csv = Path(tmp) / "ETHBTC_15m_bench.csv"
         write_sample_csv(csv, args.bars, args.seed)
         df = load_frame(csv)
-        cfg = load_config(CONFIG, {})
-        strat = EthBtcStrategy(cfg, 15)
-        a = strat.run(df)
-        t_ind = median_time(lambda: strat.indicators(df), args.repeat)
-        ind = strat.indicators(df)
-        t_kern = median_time(lambda: strat.run(df, ind=ind), args.repeat)
-        t_ours = median_time(lambda: strat.run(df), args.repeat)
-        print(f"\nours  EthBtcStrategy.run(df): {t_ours * 1e3:8.1f} ms   (indicators {t_ind * 1e3:.1f} ms "
-              f"+ kernel {t_kern * 1e3:.1f} ms; {len(a.tr_f)} trades, {int(a.state[K.S_TURNS])} turns)")
-
-        print("\n(a) indicators + vectorbt Portfolio.from_orders (same target weights, next-open fills)")
+        strat = EthBtcStrategy(load_config(CONFIG, {}), 15)
+        t_ours = report_ours(strat, df, args.repeat)
         if args.no_vbt:
-            print("  SKIPPED: --no-vbt")
+            print("\n(a) vectorbt: SKIPPED (--no-vbt)")
         else:
-            err = setup_vbt_venv() if args.setup_vbt else None
-            res, msg = (None, f"vectorbt could not be installed: {err}") if err else run_vbt(csv, args.repeat)
-            if res is None:
-                print(f"  SKIPPED: {msg}")
-            else:
-                ratio = res["vbt_s"] / res["ours_s"]
-                print(f"  env bench/.venv-vbt: {res['versions']}; engine {res['engine']}")
-                print(f"  ours (same process)          : {res['ours_s'] * 1e3:8.1f} ms")
-                print(f"  indicators + from_orders     : {res['vbt_s'] * 1e3:8.1f} ms   (with pf.value(), the per-bar "
-                      f"wealth ours also returns: {res['vbt_value_s'] * 1e3:.1f} ms)")
-                print(f"  orders: vectorbt {res['vbt_orders']} vs ours {res['our_trades']}; final BTC: vectorbt "
-                      f"{res['vbt_final']:.6f} vs ours {res['our_final']:.6f}")
-                print(f"  RATIO vectorbt / ours = {ratio:.2f}x   ({verdict(ratio, GOAL_VBT)})")
-
-        m = min(args.naive_bars, len(df))
-        part = df.iloc[:m]
-        t0 = time.perf_counter()
-        naive = naive_loop(strat, part)
-        t_naive = time.perf_counter() - t0
-        same = naive_matches_kernel(naive, strat.run(part))
-        est = t_naive * len(df) / m
-        ratio_n = est / t_ours
-        print(f"\n(b) naive per-bar pandas .iat loop: {t_naive:.2f} s on the first {m} bars, extrapolated "
-              f"linearly to {len(df)} bars: {est:.1f} s  (output equals the kernel's on the slice: {same})")
-        print(f"  RATIO naive / ours = {ratio_n:.0f}x   ({verdict(ratio_n, GOAL_NAIVE)})")
-
-        print("\nend to end: python ethbtc_accum_bot.py backtest --data <temp csv> --config configs/prod_live.json")
-        with tempfile.TemporaryDirectory(prefix="numba-cold-") as cold:
-            t_cold_cli = cli_backtest_time(csv, os.environ | {"NUMBA_CACHE_DIR": cold})
-        cli_backtest_time(csv)  # make sure the default cache is populated
-        t_cli = statistics.median(cli_backtest_time(csv) for _ in range(3))
-        print(f"  wall time {t_cli:.2f} s (median of 3, numba cache warm); {t_cold_cli:.2f} s with an empty numba cache")
-
-        print("\nnumba start-up (fresh interpreter, 2000-bar backtest, NUMBA_CACHE_DIR = a new temp dir)")
-        with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
-            cold_p, cold_wall = probe(cache)
-            warm_p, warm_wall = probe(cache)
-        for label, p, wall in (("cold (compile)", cold_p, cold_wall), ("cached       ", warm_p, warm_wall)):
-            print(f"  {label}: first run {p['first_s']:6.3f} s, imports {p['import_s']:.2f} s, whole process "
-                  f"{wall:.2f} s; a second run {p['second_s'] * 1e3:.1f} ms")
+            report_vbt(csv, args.repeat, args.setup_vbt)
+        report_naive(strat, df, args.naive_bars, t_ours)
+        report_cli(csv)
+    report_startup()
     return 0
 
 
