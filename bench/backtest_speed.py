@@ -144,9 +144,10 @@ def naive_loop(strat: EthBtcStrategy, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def naive_matches_kernel(naive: pd.DataFrame, a: RunArrays) -> bool:
+    """Bit-for-bit equality of the naive loop's per-bar outputs with the kernel's."""
     kern = np.column_stack([a.out_f[:, [K.O_BTC, K.O_ETH, K.O_BNB, K.O_WEALTH, K.O_WCUR, K.O_TARGET, K.O_DESIRED]],
                             a.out_i.astype(np.float64)])
-    return bool(np.allclose(naive.to_numpy(), kern, rtol=1e-12, atol=0.0, equal_nan=True))
+    return bool(np.array_equal(naive.to_numpy(), kern, equal_nan=True))
 
 
 # --- (a) vectorbt -------------------------------------------------------------------------------
