@@ -17,9 +17,13 @@ from . import apierrors
 from .apierrors import ApiError
 
 
+def _without_signature(raw: str) -> str:
+    return "&".join(p for p in raw.split("&") if p and not p.startswith("signature="))
+
+
 def signed_payload(raw_query: str, raw_body: str) -> str:
-    parts = [p for p in raw_query.split("&") if p and not p.startswith("signature=")]
-    return "&".join(parts) + raw_body
+    """totalParams: query string then body, each without the ``signature`` parameter."""
+    return _without_signature(raw_query) + _without_signature(raw_body)
 
 
 def sign(secret: str, payload: str) -> str:

@@ -164,7 +164,7 @@ class Engine:
         self._fill(order, qty, order.price, is_maker=True, time_ms=time_ms)
 
     # -- orders ----------------------------------------------------------------------------
-    def place(self, *, side: str, type: str, quantity: Decimal | None = None, quote_qty: Decimal | None = None,
+    def place(self, *, side: str, order_type: str, quantity: Decimal | None = None, quote_qty: Decimal | None = None,
               price: Decimal | None = None, time_in_force: str | None = None,
               client_order_id: str | None = None) -> Order:
         """Validate and execute a new order; raises :class:`ApiError` like Binance would."""
@@ -176,7 +176,7 @@ class Engine:
                     raise apierrors.rejected(apierrors.DUPLICATE_ORDER)
             buyer = side == "BUY"
             bid, ask = self.market.bid_ask(self.pos)
-            if type == "MARKET":
+            if order_type == "MARKET":
                 if buyer:
                     fill_price = ceil_to(ask * (1 + self.slippage), r.tick_size)
                 else:
@@ -185,7 +185,7 @@ class Engine:
                 r.check(price=None, qty=qty, notional_price=fill_price, market=True, open_orders=len(self.open))
                 self._require(r.quote if buyer else r.base,
                               quote_amount(fill_price, qty, True) if buyer else qty)
-                order = self._new_order(side, type, None, fill_price, qty, quote_qty, client_order_id)
+                order = self._new_order(side, order_type, None, fill_price, qty, quote_qty, client_order_id)
                 self._fill(order, qty, fill_price, is_maker=False, time_ms=order.time)
                 return order
             assert price is not None and quantity is not None
@@ -193,14 +193,14 @@ class Engine:
             lock_asset, lock_amount = (r.quote, quote_amount(price, quantity, True)) if buyer else (r.base, quantity)
             self._require(lock_asset, lock_amount)
             crosses = price >= ask if buyer else price <= bid
-            if type == "LIMIT_MAKER" and crosses:
+            if order_type == "LIMIT_MAKER" and crosses:
                 raise apierrors.rejected(apierrors.WOULD_TAKE)
-            order = self._new_order(side, type, time_in_force, price, quantity, None, client_order_id)
-            if type == "LIMIT" and crosses:
+            order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)
+            if order_type == "LIMIT" and crosses:
                 touch = min(price, ask) if buyer else max(price, bid)
                 self._fill(order, quantity, touch, is_maker=False, time_ms=order.time)
                 return order
-            if type == "LIMIT" and time_in_force in ("IOC", "FOK"):
+            if order_type == "LIMIT" and time_in_force in ("IOC", "FOK"):
                 order.status = "EXPIRED"
                 return order
             order.lock_asset, order.locked = lock_asset, lock_amount
@@ -213,13 +213,13 @@ class Engine:
         if self.free.get(asset, ZERO) < amount:
             raise apierrors.rejected(apierrors.INSUFFICIENT_BALANCE)
 
-    def _new_order(self, side: str, type: str, tif: str | None, price: Decimal, qty: Decimal,
+    def _new_order(self, side: str, order_type: str, tif: str | None, price: Decimal, qty: Decimal,
                    quote_qty: Decimal | None, client_order_id: str | None) -> Order:
         oid = self._next_order_id
         self._next_order_id += 1
         now = self.market_time()
         order = Order(order_id=oid, client_order_id=client_order_id or f"sim-{oid}", symbol=self.rules.symbol,
-                      side=side, type=type, time_in_force=tif, price=ZERO if type == "MARKET" else price,
+                      side=side, type=order_type, time_in_force=tif, price=ZERO if order_type == "MARKET" else price,
                       orig_qty=qty, orig_quote_qty=quote_qty or ZERO, time=now, update_time=now)
         self.orders[oid] = order
         self.by_client_id[order.client_order_id] = oid

@@ -57,6 +57,14 @@ class FaultConfig:
             raise ValueError("endpoints must be a list of path prefixes")
         if not isinstance(cfg.delay_seconds, int | float) or cfg.delay_seconds < 0:
             raise ValueError("delay_seconds must be >= 0")
+        if not isinstance(cfg.retry_after, int) or cfg.retry_after < 0:
+            raise ValueError("retry_after must be a whole number of seconds >= 0")
+        for name in ("seed", "max_faults"):
+            value = getattr(cfg, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a whole number >= 0 or null")
+        if not isinstance(cfg.error_5xx_executes, bool):
+            raise ValueError("error_5xx_executes must be true or false")
         return cfg
 
 

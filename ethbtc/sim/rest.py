@@ -244,7 +244,7 @@ class RestApi:
             for name, value in (("price", price), ("quantity", qty)):
                 if value is None:
                     raise apierrors.mandatory(name)
-        order = self.engine.place(side=side, type=otype, quantity=qty, quote_qty=quote_qty, price=price,
+        order = self.engine.place(side=side, order_type=otype, quantity=qty, quote_qty=quote_qty, price=price,
                                   time_in_force=tif, client_order_id=client_id)
         if resp_type == "ACK":
             return {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,

@@ -12,12 +12,14 @@ control endpoints answered only to localhost:
 - ``GET /sim/faults``, ``POST /sim/faults`` (JSON :class:`~ethbtc.sim.faults.FaultConfig`).
 
 The SERVER clock (wall clock + fault skew) answers /api/v3/time and checks timestamps; the
-MARKET clock (replayed candle time) drives prices, klines and fills.
+MARKET clock (replayed candle time) drives prices, klines and fills, and every time stamped on
+an order or trade (transactTime, time, updateTime, ledger time) is market time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -40,7 +42,16 @@ from .rest import ORDER_PATHS, ROUTES, RestApi
 from .rules import fmt
 
 log = logging.getLogger("ethbtc.sim")
-LOCALHOST = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+def is_local(address: str) -> bool:
+    """True for a loopback client address (IPv4, IPv6 or IPv4-mapped IPv6)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 @dataclass
@@ -125,32 +136,38 @@ class SimServer:
 
     # -- request handling (socket-free, so it can be tested directly)
     def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None) -> Reply:
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(parse_qsl(raw_body, keep_blank_values=True))
         fault = self.faults.before(path)
+        reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key)
+        if reply.drop:
+            fault = "drop_after_order"
+        if path in ORDER_PATHS and method in ("POST", "DELETE"):
+            self._log_order(method, path, params, reply, fault)
+        return reply
+
+    def _faulted(self, fault: str | None, method: str, path: str, params: dict[str, str], raw_query: str,
+                 raw_body: str, api_key: str | None) -> Reply:
+        retry = {"Retry-After": str(self.faults.config.retry_after)}
         if fault == "ban_418":
             until = self.server_ms() + self.faults.config.retry_after * 1000
             return Reply(418, {"code": -1003, "msg": f"Way too much request weight used; IP banned until {until}. "
                                                      "Please use WebSocket Streams for live updates to avoid bans."},
-                         {"Retry-After": str(self.faults.config.retry_after)})
+                         retry)
         if fault == "rate_limit_429":
             return Reply(429, {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request "
                                                      "weight per 1 MINUTE. Please use WebSocket Streams for live "
-                                                     "updates to avoid polling the API."},
-                         {"Retry-After": str(self.faults.config.retry_after)})
+                                                     "updates to avoid polling the API."}, retry)
         is_new_order = method == "POST" and path == "/api/v3/order"
         if fault == "error_5xx" and not (self.faults.config.error_5xx_executes and is_new_order):
             return self._server_error()
         if fault == "delay":
             self._stop.wait(self.faults.config.delay_seconds)
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
         reply = self._dispatch(method, path, params, raw_query, raw_body, api_key)
         if fault == "error_5xx":
-            reply = self._server_error()
-        elif is_new_order and reply.status == 200 and self.faults.drop_after_order(path):
+            return self._server_error()
+        if is_new_order and reply.status == 200 and self.faults.drop_after_order(path):
             reply.drop = True
-            fault = "drop_after_order"
-        if path in ORDER_PATHS and method in ("POST", "DELETE"):
-            self._log_order(method, path, params, reply, fault)
         return reply
 
     def _server_error(self) -> Reply:
@@ -225,6 +242,8 @@ class SimServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ethbtc-sim"
+    wbufsize = -1  # headers and body leave in one segment (flushed after each request) ...
+    disable_nagle_algorithm = True  # ... and without waiting for the client's delayed ACK
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -244,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         if url.path.startswith("/sim/"):
-            if self.client_address[0] not in LOCALHOST:
+            if not is_local(self.client_address[0]):
                 reply = Reply(403, {"code": -1000, "msg": "control endpoints answer localhost only"})
             else:
                 reply = sim.handle_control(method, url.path, url.query, raw_body)
@@ -264,6 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except OSError:  # the client gave up (timeout) before the answer
             self.close_connection = True
 
