@@ -1,0 +1,15 @@
+"""The live executor (SPEC R30-R34): dry (paper), testnet and live trading of one symbol.
+
+Modules, from the exchange inwards:
+
+- ``errors``: typed exchange errors mapped to the live blocker reasons of SPEC R26.
+- ``filters``: the symbol's trading filters (tick, step, minimum quantity and notional) and rounding.
+- ``exchange``: the ONE adapter around ``binance.spot.Spot``: timeouts, retries, clock offset.
+- ``paper``: the dry-mode account (paper wallet, simulated fills; no order is ever sent).
+- ``modes``: endpoint/mode safety (R33) and the start-up key check.
+- ``state`` / ``lock``: the persisted state file (R34) and the single-instance lock.
+- ``ledger``: the append-only trade ledger and the per-bar decision journal.
+- ``orders``: one bar's order execution (R32) and crash reconciliation (R31).
+- ``engine``: the bar loop (wake, fetch closed klines, decide with EthBtcStrategy, act once).
+- ``app``: the ``live_executor.py`` command line.
+"""

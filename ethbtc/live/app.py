@@ -1,0 +1,191 @@
+"""``live_executor.py``: flags, environment, mode safety, wiring of the engine; exit codes.
+
+``.env`` is loaded first (path from ``DOTENV_PATH``, default ``./.env``; real environment
+variables win), so ``MODE``, ``SYMBOL``, ``STATE_FILE``, ``BINANCE_KEY``, ``BINANCE_SECRET`` and
+``BINANCE_BASE_URL`` can live there. Bad input is one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+from ..cli import ArgumentParser
+from ..config import Config, load_config
+from ..errors import UserError
+from ..strategy import EthBtcStrategy
+from ..timeframes import binance_interval, interval_minutes
+from .console import heartbeat, summary
+from .engine import Engine, EngineOptions
+from .errors import AuthError, ExchangeError
+from .exchange import Exchange
+from .ledger import DecisionJournal, TradeLedger
+from .lock import InstanceLock
+from .modes import resolve_base_url
+from .paper import PaperAccount
+from .state import StateStore
+
+log = logging.getLogger("ethbtc.live")
+MODES = ("dry", "testnet", "live")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    env = os.environ
+    p = ArgumentParser(prog="live_executor.py", description="Run the ETH/BTC strategy on Binance Spot, one "
+                       "decision per closed bar (dry = paper wallet, testnet, live).")
+    p.add_argument("--params", required=True, help="strategy config JSON (the backtest's --config file)")
+    p.add_argument("--mode", default=env.get("MODE") or "dry", help="dry | testnet | live (default: $MODE or dry)")
+    p.add_argument("--symbol", default=env.get("SYMBOL") or "ETHBTC", help="default: $SYMBOL or ETHBTC")
+    p.add_argument("--interval", help="Binance kline interval; must match the config (default: the config's)")
+    p.add_argument("--poll-sec", type=_positive, help="poll period between bar closes (config execution.poll_sec)")
+    p.add_argument("--ttl-sec", type=_positive, help="seconds a post-only order rests before cancel (config ttl_sec)")
+    p.add_argument("--klines-limit", type=_count, default=1000,
+                   help="closed bars of history to keep (raised to what the indicators need; default 1000)")
+    p.add_argument("--taker-fallback", action=argparse.BooleanOptionalAction, default=None,
+                   help="send the unfilled rest as MARKET after the ttl (config execution.taker_fallback)")
+    p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json", help="state file (R34)")
+    p.add_argument("--trades-csv", help="trade ledger (default: trades_log.csv beside the state file)")
+    p.add_argument("--decisions-csv", help="per-bar decision journal (default: decisions_log.csv beside the state)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v adds the price level bar, -vv debug")
+    p.add_argument("--once", action="store_true", help="one iteration (decide any newly closed bar), then exit")
+    p.add_argument("--max-bars", type=_count, help="exit after deciding this many bars (rehearsals)")
+    p.add_argument("--reset-risk", action="store_true", help="clear a latched drawdown breaker / daily pause")
+    p.add_argument("--fresh-state", action="store_true",
+                   help="allow a new session although the account shows orders of this executor")
+    p.add_argument("--http-timeout", type=_positive, default=10.0, help="seconds per HTTP request (10)")
+    p.add_argument("--recv-window-ms", type=_count, default=5000, help="recvWindow of signed requests (5000)")
+    return p
+
+
+def load_env() -> None:
+    load_dotenv(os.environ.get("DOTENV_PATH") or ".env", override=False)
+
+
+def setup_logging(verbosity: int) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbosity >= 2 else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+    for noisy in ("urllib3", "binance"):  # their debug lines carry signed query strings
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
+    overrides: dict[str, Any] = {"poll_sec": args.poll_sec, "ttl_sec": args.ttl_sec,
+                                 "taker_fallback": args.taker_fallback}
+    cfg = load_config(args.params, overrides)
+    conf_minutes = cfg.bar_minutes()
+    if args.interval is not None:
+        minutes = interval_minutes(args.interval)
+        if conf_minutes is not None and minutes != conf_minutes:
+            raise UserError(f"--interval {args.interval} does not match the config's bar interval "
+                            f"({conf_minutes} minutes) in {args.params}")
+    else:
+        minutes = conf_minutes or 15
+    interval = binance_interval(minutes)
+    if cfg.strategy.bar_interval_minutes is None:
+        cfg = cfg.with_overrides({"bar_interval_minutes": minutes})
+    return cfg, interval
+
+
+def connect(mode: str, url: str, symbol: str, args: argparse.Namespace) -> Exchange:
+    key, secret = os.environ.get("BINANCE_KEY", "").strip(), os.environ.get("BINANCE_SECRET", "").strip()
+    if mode != "dry" and not (key and secret):
+        raise UserError(f"--mode {mode} needs BINANCE_KEY and BINANCE_SECRET (environment or .env)")
+    ex = Exchange(url, symbol, key if mode != "dry" else None, secret if mode != "dry" else None,
+                  timeout=args.http_timeout, recv_window_ms=args.recv_window_ms)
+    try:
+        ex.sync_time()
+        ex.filters()
+    except ExchangeError as exc:
+        raise UserError(f"cannot use {url} for {symbol}: {exc}") from None
+    if mode != "dry":
+        try:
+            ex.balances()  # a signed read: wrong keys fail here, in the first seconds
+        except AuthError as exc:
+            raise AuthError(f"{mode} keys rejected: {exc}") from None
+        except ExchangeError as exc:
+            raise UserError(f"signed request to {url} failed: {exc}") from None
+    return ex
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    load_env()
+    args = build_parser().parse_args(argv)
+    mode = str(args.mode).strip().lower()
+    if mode not in MODES:
+        raise UserError(f"--mode/MODE must be one of {', '.join(MODES)}, got {args.mode!r}")
+    setup_logging(args.verbose)
+    cfg, interval = resolve_config(args)
+    url = resolve_base_url(mode, os.environ.get("BINANCE_BASE_URL"))
+    state_path = Path(args.state)
+    trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
+    decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
+    strategy = EthBtcStrategy(cfg)
+    lock = InstanceLock(state_path).acquire()
+    try:
+        market = connect(mode, url, args.symbol, args)
+        store = StateStore(state_path)
+        saved = store.load()
+        account: Any = market
+        paper: PaperAccount | None = None
+        if mode == "dry":
+            paper = PaperAccount(market, market.filters(), cfg.fees.maker_fee, cfg.fees.taker_fee,
+                                 saved.paper if saved else None, start_quote=cfg.risk.basis_btc)
+            account = paper
+        history = max(args.klines_limit, strategy.warmup_bars() + 1440 // cfg.bar_minutes())
+        opts = EngineOptions(mode=mode, symbol=args.symbol, interval=interval, interval_ms=cfg.bar_minutes() * 60_000,
+                             poll_sec=cfg.execution.poll_sec, ttl_sec=cfg.execution.ttl_sec,
+                             taker_fallback=cfg.execution.taker_fallback, history_bars=history,
+                             max_bars=1 if args.once else args.max_bars)
+        stop = threading.Event()
+        engine = Engine(strategy, market, account, store, TradeLedger(trades_csv), DecisionJournal(decisions_csv),
+                        opts, stop=stop)
+        if paper is not None:
+            engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
+        quote = market.filters().quote
+        engine.on_bar.append(lambda r: log.info("%s", heartbeat(r, quote)))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
+                 mode, url, args.symbol, interval, args.params, state_path, history)
+        state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+        if args.once:
+            engine.poll_once()
+        else:
+            engine.run()
+        if stop.is_set():
+            log.info("stop requested: in-flight order finished or cancelled, state saved")
+        engine.save()
+        wealth = engine.wealth_of(account.balances())[2]
+        print(summary(state, wealth, len(engine.ledger.trade_ids), engine.bars_this_run, quote), flush=True)
+        return 0
+    finally:
+        lock.release()

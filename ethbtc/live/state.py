@@ -1,0 +1,131 @@
+"""The executor's state file (SPEC R34): what it must never forget across restarts.
+
+JSON, written atomically (temp file, fsync, rename via :mod:`ethbtc.fileio`) after every
+change that matters. It holds the session's start wealth (measured from the real balances
+at the first connection, never a default), the last bar acted on, the signal/risk state of
+the compiled kernel by slot name (signal, last flip, equity peak, drawdown latch, day start,
+daily pause), the order intent of the bar in flight (written BEFORE an order is sent, so a
+crash can always be reconciled) and, in dry mode, the paper wallet. A missing file means a
+fresh start; an unreadable or corrupt one stops the executor with its path -- it is never
+silently replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import UserError
+from ..fileio import atomic_write_text
+from ..kernel import N_STATE, STATE_NAMES, new_state
+
+VERSION = 1
+
+
+class StateError(UserError):
+    """The state file cannot be used as it is; the message names the path and the fix."""
+
+
+def utc_iso(ms: int | None = None) -> str:
+    t = datetime.now(UTC) if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Pending(BaseModel):
+    """The order intent of one bar: client ids are appended here before each is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+    bar_open_ms: int
+    side: Literal["BUY", "SELL"]
+    qty: str
+    orders: list[str] = []
+    started: str = ""
+
+
+class LiveState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = VERSION
+    mode: Literal["dry", "testnet", "live"]
+    symbol: str
+    interval: str
+    created_at: str
+    session_start_w: float
+    session_start_time: str
+    last_bar_open_ms: int | None = None
+    last_bar_close: str | None = None
+    kernel: dict[str, float | None]
+    pending: Pending | None = None
+    open_order_ids: list[str] = []
+    bars_decided: int = 0
+    orders_sent: int = 0
+    fills: int = 0
+    last_decision: dict[str, Any] | None = None
+    paper: dict[str, Any] | None = None
+    events: list[str] = []
+    updated_at: str = ""
+
+    # -- kernel state <-> named slots ---------------------------------------------------------
+    def kernel_array(self) -> np.ndarray:
+        arr = np.empty(N_STATE)
+        for i, name in enumerate(STATE_NAMES):
+            value = self.kernel.get(name, math.nan)
+            arr[i] = math.nan if value is None else float(value)
+        return arr
+
+    def set_kernel(self, arr: np.ndarray) -> None:
+        self.kernel = {name: (None if math.isnan(v) else float(v)) for name, v in zip(STATE_NAMES, arr, strict=True)}
+
+    def note(self, event: str) -> None:
+        """Keep a short audit trail of operator actions (risk resets, reconciliations)."""
+        self.events = [*self.events[-19:], f"{utc_iso()} {event}"]
+
+
+def fresh_state(mode: str, symbol: str, interval: str, start_w: float) -> LiveState:
+    now = utc_iso()
+    st = LiveState(mode=mode, symbol=symbol, interval=interval, created_at=now,  # type: ignore[arg-type]
+                   session_start_w=start_w, session_start_time=now, kernel={})
+    st.set_kernel(new_state())
+    return st
+
+
+class StateStore:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> LiveState | None:
+        """The saved state, None when the file does not exist; StateError when unusable."""
+        if not self.path.exists():
+            return None
+        hint = ("it is never replaced automatically: restore it from a backup or fix it; only if you "
+                "accept losing session_start_W, the risk flags and the last acted bar, move it away and "
+                "restart with --fresh-state")
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"state file {self.path} is unreadable ({exc.__class__.__name__}); {hint}") from None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("top level is not an object")
+            if data.get("version") != VERSION:
+                raise ValueError(f"unknown version {data.get('version')!r}")
+            state = LiveState.model_validate(data)
+            missing = [n for n in STATE_NAMES if n not in state.kernel]
+            if missing:
+                raise ValueError(f"kernel lacks {', '.join(missing)}")
+        except (ValueError, ValidationError) as exc:
+            detail = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else (
+                f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}")
+            raise StateError(f"state file {self.path} is corrupt ({detail}); {hint}") from None
+        return state
+
+    def save(self, state: LiveState) -> None:
+        state.updated_at = utc_iso()
+        atomic_write_text(self.path, json.dumps(state.model_dump(), indent=1, allow_nan=False) + "\n")
