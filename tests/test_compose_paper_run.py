@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,32 @@ def test_bot_paper_trades_against_the_simulator(stack: Any) -> None:
     assert state["mode"] == "testnet" and state["bars_decided"] >= 6
     with (state_dir / "decisions_log.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) >= 6
+
+
+def test_bot_healthcheck_and_metrics_while_paper_trading(stack: Any) -> None:
+    """The paper bot's compose healthcheck turns healthy while it trades; /metrics says testnet."""
+    host, _ = stack
+    if not (ROOT / entrypoint.EXECUTOR).exists():
+        pytest.skip("live_executor.py not merged yet")
+    from ethbtc.live.app import build_parser
+
+    if "--metrics-port" not in build_parser().format_help():
+        pytest.skip("metrics server not wired into live_executor.py yet (issue 7)")
+    svc = host.services["bot"]
+    cmd = [sys.executable, "-m", "ethbtc.entrypoint", *host.argv("bot", service_argv(svc)), "--max-bars", "8"]
+    env = {**host.env("bot"), "STATE_FILE": str(host.volumes["paper-state"] / "health" / "state.json")}
+    bot = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    healthy = False
+    try:
+        while bot.poll() is None and not healthy:
+            healthy = host.healthcheck("bot").returncode == 0
+            time.sleep(0.5)
+        assert healthy, "the bot's compose healthcheck never passed"
+        with urllib.request.urlopen(f"http://127.0.0.1:{host.metrics_port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        assert 'mode="testnet"' in text
+    finally:
+        if bot.poll() is None:
+            bot.send_signal(signal.SIGTERM)
+        out, err = bot.communicate(timeout=120)
+    assert bot.returncode == 0, err[-3000:]
