@@ -92,13 +92,14 @@ class _Lru:
 class IndicatorCache:
     """Caches the expensive indicator pieces of one candle window across trials.
 
-    Memory is bounded (``max_mb`` per window, split between trend, volatility and gate
-    series); least recently used series are dropped first.
+    Memory is bounded (``max_mb`` per window, split between volatility, gate and trend
+    series; 256 MB holds every volatility window of the default space for 3.5 years of 15m
+    bars); least recently used series are dropped first.
     """
 
     df: pd.DataFrame
     bar_minutes: int
-    max_mb: float = 160.0
+    max_mb: float = 256.0
     _trend: _Lru = field(init=False)
     _vol: _Lru = field(init=False)
     _gate: _Lru = field(init=False)
@@ -106,9 +107,10 @@ class IndicatorCache:
     def __post_init__(self) -> None:
         per_series = max(1, len(self.df)) * 8
         entries = int(self.max_mb * 1e6 / per_series)
-        self._trend = _Lru(int(entries * 0.35))
-        self._vol = _Lru(int(entries * 0.5))
-        self._gate = _Lru(int(entries * 0.15))
+        # volatility windows repeat most across trials (every trial needs one), then gates
+        self._vol = _Lru(int(entries * 0.7))
+        self._gate = _Lru(int(entries * 0.24))
+        self._trend = _Lru(int(entries * 0.06))
         self._close = self.df["close"]
         self._close_np = self._close.to_numpy(np.float64)
         self._open_ms = I.index_ms(self.df.index)
@@ -137,7 +139,7 @@ class Window:
     _buffers: RunBuffers | None = None
 
     @classmethod
-    def of(cls, candles: Candles, bnb_px: np.ndarray | None = None, cache_mb: float = 160.0) -> Window:
+    def of(cls, candles: Candles, bnb_px: np.ndarray | None = None, cache_mb: float = 256.0) -> Window:
         cache = IndicatorCache(candles.df, candles.interval_minutes, cache_mb)
         return cls(candles, bnb_px, cache, KernelInputs.of(candles.df, candles.interval_minutes))
 
@@ -157,41 +159,50 @@ class Window:
 
 @njit(cache=True)
 def _path_stats(out_f: np.ndarray, out_i: np.ndarray, ann: float) -> tuple[float, float, float, float, float, float]:
-    """(final, max drawdown, Sharpe, Sortino, time in ETH, mean ETH weight) of one run (R29)."""
+    """(final, max drawdown, Sharpe, Sortino, time in ETH, mean ETH weight) of one run (R29),
+    in one pass. Bars whose wealth did not change (flat in BTC) contribute a zero log
+    return without computing logs, which is most of the cost saved."""
     n = out_f.shape[0]
-    peak = -np.inf
+    peak = out_f[0, K.O_WEALTH]
     max_dd = 0.0
     in_eth = 0
     w_sum = 0.0
+    r_sum = 0.0
+    r_sq = 0.0
+    down = 0.0
+    prev = out_f[0, K.O_WEALTH]
+    prev_log = math.log(prev)
     for t in range(n):
         w = out_f[t, K.O_WEALTH]
-        if w > peak:
-            peak = w
-        dd = 1.0 - w / peak
-        if dd > max_dd:
-            max_dd = dd
         in_eth += out_i[t, 1] == 1
         w_sum += out_f[t, K.O_WCUR]
+        if w == prev:
+            continue
+        if w > peak:
+            peak = w
+        else:
+            dd = 1.0 - w / peak
+            if dd > max_dd:
+                max_dd = dd
+        lw = math.log(w)
+        r = lw - prev_log
+        r_sum += r
+        r_sq += r * r
+        if r < 0:
+            down += r * r
+        prev, prev_log = w, lw
     sharpe = np.nan
     sortino = np.nan
+    m = n - 1  # number of per-bar returns
     if n >= 3:
-        mu = 0.0
-        for t in range(1, n):
-            mu += math.log(out_f[t, K.O_WEALTH]) - math.log(out_f[t - 1, K.O_WEALTH])
-        mu /= n - 1
-        var = 0.0
-        down = 0.0
-        for t in range(1, n):
-            r = math.log(out_f[t, K.O_WEALTH]) - math.log(out_f[t - 1, K.O_WEALTH])
-            var += (r - mu) ** 2
-            if r < 0:
-                down += r * r
-        sd = math.sqrt(var / (n - 2))
-        downside = math.sqrt(down / (n - 1))
+        mean = r_sum / m
+        var = max(0.0, (r_sq - r_sum * mean) / (m - 1))
+        sd = math.sqrt(var)
+        downside = math.sqrt(down / m)
         if sd > 0:
-            sharpe = mu / sd * ann
+            sharpe = mean / sd * ann
         if downside > 0:
-            sortino = mu / downside * ann
+            sortino = mean / downside * ann
     return out_f[n - 1, K.O_WEALTH], max_dd, sharpe, sortino, in_eth / n, w_sum / n
 
 

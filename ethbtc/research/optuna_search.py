@@ -21,6 +21,7 @@ import hashlib
 import json
 import secrets
 import signal
+import sqlite3
 import sys
 import warnings
 import zlib
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -88,6 +90,17 @@ def make_sampler(name: str, seed: int, persistent: bool) -> optuna.samplers.Base
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=s, n_startup_trials=0, warn_independent_sampling=False)
     raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+def _sqlite_wal(dbapi_conn: Any, record: Any) -> None:
+    """SQLite studies: write-ahead log and NORMAL sync, so a commit is not an fsync (many
+    processes on one host may still share the file)."""
+    if isinstance(dbapi_conn, sqlite3.Connection):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
 
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
@@ -257,11 +270,14 @@ def run_search(handle: StudyHandle, space: Space, base: dict[str, Any], evaluato
     budget = Budget(handle, n_trials)
     done_before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     out = SearchOutcome("done")
+    best = study.best_value if done_before else -np.inf
     if early is not None and done_before:
-        early.best = study.best_value
+        early.best = best
     inflight: dict[Future[list[dict[str, Any]]], list[optuna.Trial]] = {}
     pending: list[optuna.Trial] = []
     max_inflight = 2 * max(1, evaluator.threads)
+    print(f"search: {n_trials} completed trials wanted, {done_before} already in the study; "
+          f"{evaluator.threads} worker process(es), chunks of {chunk_size}", file=sys.stderr, flush=True)
     bar = tqdm(total=n_trials, initial=min(done_before, n_trials), desc="optimize", unit="trial",
                disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True, file=sys.stderr)
     with StopFlag() as stop:
@@ -287,10 +303,11 @@ def run_search(handle: StudyHandle, space: Space, base: dict[str, Any], evaluato
                         _tell(study, trial, res, score, worker_tag, out)
                         if "error" not in res:
                             bar.update(1)
+                            best = max(best, out.last_value)
                             if early is not None and early.update(out.last_value):
                                 stop.set("early_stop")
-                    if out.completed or done_before:
-                        bar.set_postfix(best=f"{study.best_value:.4f}", refresh=False)
+                    if np.isfinite(best):
+                        bar.set_postfix(best=f"{best:.4f}", refresh=False)
                 if out.failed > 50 and out.completed == 0:
                     raise UserError(f"every trial fails to build a valid config, e.g.: {out.errors[0]}")
         except KeyboardInterrupt:
