@@ -23,6 +23,7 @@ import secrets
 import signal
 import sqlite3
 import sys
+import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -320,7 +321,17 @@ def run_search(handle: StudyHandle, space: Space, base: dict[str, Any], evaluato
         finally:
             bar.close()
     out.reason = stop.reason or "done"
+    if out.reason == "done" and handle.persistent:
+        _wait_for_others(study)
     return out
+
+
+def _wait_for_others(study: optuna.Study, limit_s: float = 60.0) -> None:
+    """Our share is done; give trials still running in other processes time to finish so the
+    results we write cover the whole study (a crashed worker's trials are not waited for long)."""
+    deadline = time.monotonic() + limit_s
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() < deadline:
+        time.sleep(0.25)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, res: dict[str, Any], score: Callable[[dict[str, Any]], float],

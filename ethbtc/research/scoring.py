@@ -8,13 +8,14 @@ account size (a test final of 1.08 means +8 % in BTC)::
              - lambda_fees * test_fees - lambda_turnover * test_turnover
 
 Costs (turns, fees, turnover) are those of the test window. ``score`` is the plain
-``test_final`` (relative). Selection: keep the trials whose ``test_final_btc`` lies in the
-top ``top_quantile`` fraction, take the best robust score; ties go to fewer test turns, then
+``test_final`` (relative). Selection: keep the ceil(top_quantile x n) trials with the best
+``test_final_btc`` (ties kept), take the best robust score; ties go to fewer test turns, then
 the lower trial number.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,10 +70,11 @@ def add_scores(df: pd.DataFrame, pen: Penalties) -> pd.DataFrame:
 
 
 def top_quantile_mask(test_final: pd.Series, top_quantile: float) -> pd.Series:
-    """Rows whose test final is in the best ``top_quantile`` fraction (at least one row)."""
+    """Rows among the ceil(top_quantile * n) best test finals (at least one; ties all kept)."""
     if not 0 < top_quantile <= 1:
         raise UserError(f"--top-quantile must be in (0, 1] (0.2 = best 20 %), got {top_quantile}")
-    cut = test_final.quantile(1.0 - top_quantile, interpolation="lower")
+    k = max(1, math.ceil(top_quantile * len(test_final) - 1e-9))
+    cut = np.sort(test_final.to_numpy())[::-1][k - 1]
     return test_final >= cut
 
 
