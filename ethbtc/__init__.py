@@ -13,6 +13,11 @@ Where things live (each module states its purpose in its first lines):
 - ``strategy``    -- ``EthBtcStrategy``: indicators + step, used by backtest and live
 - ``backtest``    -- the backtest runner, results and summary metrics (SPEC R27-R29)
 - ``reports``     -- console table, CSV, JSON and Excel outputs
+- ``levels``      -- buy/sell levels in price terms and distances in bps (metrics, console)
+- ``metrics``     -- ``BotMetrics``: the bot's Prometheus metrics (README "Monitoring")
+- ``health``      -- ``HealthState``: loop liveness behind /health
+- ``metrics_server`` -- /metrics + /health HTTP server thread; ``healthcheck`` -- Docker probe
+- ``logs``        -- logging setup for every script: --log-json, -v/-vv, secret redaction
 """
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -35,6 +36,10 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     except PermissionError as exc:
         print(f"error: permission denied: {exc.filename}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # stdout closed early (output piped into `head`): stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

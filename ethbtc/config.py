@@ -28,15 +28,15 @@ class _Section(BaseModel):
 
 
 class StrategyParams(_Section):
-    trend_kind: Literal["sma", "roc"] = "sma"
+    trend_kind: Literal["sma", "roc"] = Field("sma", description="trend measure (R6)")
     trend_lookback: int = Field(192, ge=1, description="bars in the trend window (R6)")
     flip_band_entry: float = Field(0.03, ge=0, description="ratio below trend that makes ETH cheap (R8)")
     flip_band_exit: float = Field(0.01, ge=0, description="ratio below trend where ETH is sold (R8)")
     vol_window: int = Field(96, ge=2, description="returns in the realised-volatility window (R7)")
     vol_adapt_k: float = Field(0.0, ge=0, description="band widening per unit of annualised vol (R8)")
     target_vol: float = Field(0.0, ge=0, description="annualised vol target; 0 = multiplier 1 (R10)")
-    min_mult: float = Field(0.5, ge=0)
-    max_mult: float = Field(1.5, ge=0)
+    min_mult: float = Field(0.5, ge=0, description="lower clip of the vol multiplier (R10)")
+    max_mult: float = Field(1.5, ge=0, description="upper clip of the vol multiplier (R10)")
     cooldown_minutes: float = Field(240.0, ge=0, description="minimum minutes between flips (R14)")
     step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar (R19)")
     max_position: float = Field(1.0, gt=0, le=1, description="cap on the ETH weight (R16)")
@@ -57,23 +57,23 @@ class StrategyParams(_Section):
 
 
 class FeeParams(_Section):
-    maker_fee: float = Field(0.001, ge=0.0, le=0.01)
-    taker_fee: float = Field(0.001, ge=0.0, le=0.01)
-    slippage_bps: float = Field(1.0, ge=0.0, le=500.0)
-    bnb_discount: float = Field(0.25, ge=0.0, lt=1.0)
-    pay_fees_in_bnb: bool = False
+    maker_fee: float = Field(0.001, ge=0.0, le=0.01, description="maker fee rate; backtest sells (R22)")
+    taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate; backtest buys (R22)")
+    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage per fill in bps (R22)")
+    bnb_discount: float = Field(0.25, ge=0.0, lt=1.0, description="fee discount when paying in BNB (R23)")
+    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount (R23)")
     start_bnb: float = Field(0.0, ge=0.0, description="BNB fee wallet at start (backtest, R23)")
 
 
 class ExecutionParams(_Section):
-    interval: str | None = Field(None, description="Binance interval, e.g. '15m'")
-    poll_sec: float = Field(15.0, gt=0, le=3600)
-    ttl_sec: float = Field(60.0, gt=0, le=86400)
-    taker_fallback: bool = False
-    min_trade_btc: float | None = Field(None, ge=0)
-    min_trade_frac: float = Field(0.002, ge=0, le=1)
-    min_trade_floor_btc: float = Field(0.0001, ge=0)
-    min_trade_cap_btc: float = Field(0.01, ge=0)
+    interval: str | None = Field(None, description="Binance bar interval, e.g. '15m' (R5)")
+    poll_sec: float = Field(15.0, gt=0, le=3600, description="live loop poll period, seconds")
+    ttl_sec: float = Field(60.0, gt=0, le=86400, description="cancel a resting maker order after this, seconds (R32)")
+    taker_fallback: bool = Field(False, description="after ttl, send the unfilled rest as MARKET (R32)")
+    min_trade_btc: float | None = Field(None, ge=0, description="fixed minimum trade in BTC; null = derive (R21)")
+    min_trade_frac: float = Field(0.002, ge=0, le=1, description="minimum trade as a share of basis_btc (R21)")
+    min_trade_floor_btc: float = Field(0.0001, ge=0, description="floor of the derived minimum (R21)")
+    min_trade_cap_btc: float = Field(0.01, ge=0, description="cap of the derived minimum (R21)")
 
     @model_validator(mode="after")
     def _check(self) -> ExecutionParams:
@@ -89,7 +89,7 @@ class ExecutionParams(_Section):
 
 class RiskParams(_Section):
     basis_btc: float = Field(1.0, gt=0, description="account size in BTC the strategy is sized on")
-    risk_mode: Literal["dynamic", "fixed_basis"] = "dynamic"
+    risk_mode: Literal["dynamic", "fixed_basis"] = Field("dynamic", description="risk limits relative to peak/day start or to basis_btc")
     max_dd_frac: float = Field(0.0, ge=0, le=1, description="drawdown breaker; 0 = off (R24)")
     max_daily_loss_frac: float = Field(0.0, ge=0, le=1, description="daily loss pause; 0 = off (R25)")
 
@@ -257,3 +257,28 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a JSON object, got {type(data).__name__}")
     return build_config(data, overrides, source=str(p))
+
+
+def reference_markdown() -> str:
+    """The configuration reference table (README), generated from the schema so it cannot drift."""
+    readers = {"strategy": "backtest, optimisers, live", "fees": "backtest, optimisers (live: real fees)",
+               "execution": "live (min trade: backtest too)", "risk": "backtest, optimisers, live"}
+    lines = ["| key | section | default | allowed | meaning | read by |", "|---|---|---|---|---|---|"]
+    for section, model in SECTIONS.items():
+        for key, f in model.model_fields.items():
+            allowed = []
+            for m in f.metadata:
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(m, attr, None) is not None:
+                        allowed.append(f"{sym} {getattr(m, attr)}")
+            ann = str(f.annotation).replace("typing.", "")
+            if "Literal" in ann:
+                allowed.append(ann[ann.index("[") + 1 : ann.rindex("]")].replace("'", ""))
+            default = "null" if f.default is None else json.dumps(f.default)
+            lines.append(f"| `{key}` | {section} | `{default}` | {', '.join(allowed) or '-'} | "
+                         f"{f.description or ''} | {readers[section]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

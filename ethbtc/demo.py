@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .sample import ensure_sample
+from .vision import print_fetch_hint
 
 OUT = Path("out/demo")
 
@@ -62,7 +63,8 @@ def main() -> int:
     print(f"sample data: {eth} and {bnb} (generated, deterministic)")
     for stage in STAGES:
         stage(eth, bnb)
-    print(f"\ndemo finished; outputs in {OUT}/")
+    print(f"\ndemo finished; outputs in {OUT}/\n")
+    print_fetch_hint()
     return 0
 
 

@@ -6,6 +6,7 @@ otherwise microseconds), so one merged Binance Vision file may mix ms and us row
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import numpy as np
@@ -57,3 +58,12 @@ def epoch_to_ms(values: np.ndarray) -> np.ndarray:
         raise UserError("timestamp column has empty or non-numeric values")
     out = np.where(v < 1e11, v * 1000.0, np.where(v < 1e14, v, v / 1000.0))
     return np.floor(out + 1e-6).astype(np.int64)
+
+
+def epoch_seconds(t: float | int | dt.datetime) -> float:
+    """One timestamp -> unix seconds: a datetime / pandas Timestamp (naive = UTC) or an epoch
+    number in s / ms / us by magnitude (SPEC R2)."""
+    if isinstance(t, dt.datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
+    x = float(t)
+    return x if abs(x) < 1e11 else x / 1e3 if abs(x) < 1e14 else x / 1e6

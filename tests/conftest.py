@@ -15,6 +15,8 @@ SHARED_DATA = Path(os.environ.get("ETHBTC_SHARED_DATA", ROOT.parent / "shared" /
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+pytest_plugins = ["tests.sim_fixtures"]  # paper-exchange fixtures: sim, sim_client, sim_factory
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -93,3 +93,11 @@ def test_to_json_round_trips(tmp_path):
     again = load_config(p)
     assert again.flat() == cfg.flat() and again.meta == {"source": "test"}
     assert json.loads(p.read_text())["strategy"]["trend_kind"] == "roc"
+
+
+def test_readme_config_reference_is_generated_from_schema(root):
+    from ethbtc.config import reference_markdown
+
+    text = (root / "README.md").read_text()
+    block = text.split("<!-- config-reference:start -->\n")[1].split("<!-- config-reference:end -->")[0]
+    assert block == reference_markdown(), "README config reference is stale: run python -m ethbtc.config"

@@ -72,3 +72,24 @@ def test_indicators_never_look_ahead():
     full = I.compute(frame(close), p, 15).frame(frame(close).index)
     part = I.compute(frame(close[:400]), p, 15).frame(frame(close[:400]).index)
     pd.testing.assert_frame_equal(full.iloc[:400], part)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_index_ms_any_resolution_and_timezone(unit):
+    idx = pd.date_range("2023-03-26 00:30", periods=6, freq="15min", tz="Europe/Berlin").as_unit(unit)
+    ms = I.index_ms(idx)
+    assert ms.dtype == np.int64
+    assert list(ms) == list(idx.tz_convert("UTC").as_unit("ms").asi8)
+    assert ms[0] == pd.Timestamp("2023-03-25 23:30", tz="UTC").value // 1_000_000
+
+
+def test_numpy_returns_and_roc_bitwise_equal_to_pandas_definitions():
+    """R6/R7 on arrays must give exactly what pandas' shift/pct_change formulation gives
+    (the backtest goldens depend on it), for any lookback including ones longer than the data."""
+    rng = np.random.default_rng(11)
+    close = pd.Series(0.05 * np.exp(np.cumsum(rng.normal(0, 0.02, 3000))))
+    want_vol = (close.pct_change().rolling(30, min_periods=30).std(ddof=1) * np.sqrt(525_600.0 / 15)).to_numpy()
+    np.testing.assert_array_equal(I.realized_vol(close, 30, 15), want_vol)
+    np.testing.assert_array_equal(I.realized_vol(close.to_numpy(), 30, 15), want_vol)
+    for lookback in (1, 7, 2999, 3000, 5000):
+        np.testing.assert_array_equal(I.trend_ratio(close, "roc", lookback), (close / close.shift(lookback) - 1.0).to_numpy())

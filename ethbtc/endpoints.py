@@ -1,0 +1,43 @@
+"""Which Binance environment a base URL points at: mainnet, the spot testnet, or a local server.
+
+Used to refuse dangerous combinations (SPEC R33): tools meant for the testnet or the paper
+exchange must never send orders to mainnet, and live mode must not run against a testnet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from .errors import UserError
+
+Environment = Literal["mainnet", "testnet", "local", "unknown"]
+
+TESTNET_URL = "https://testnet.binance.vision"
+TESTNET_HOSTS = frozenset({"testnet.binance.vision"})
+MAINNET_HOSTS = frozenset({
+    "api.binance.com", "api1.binance.com", "api2.binance.com", "api3.binance.com", "api4.binance.com",
+    "api-gcp.binance.com", "data-api.binance.vision", "api.binance.us",
+})
+MAINNET_DOMAINS = ("binance.com", "binance.us")
+
+
+def classify_base_url(url: str) -> Environment:
+    """'mainnet', 'testnet', 'local' (loopback: the paper exchange) or 'unknown'."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"invalid exchange URL {url!r}: expected http(s)://host[:port]")
+    host = parts.hostname.lower().rstrip(".")
+    if host in TESTNET_HOSTS:
+        return "testnet"
+    if host in MAINNET_HOSTS or any(host == d or host.endswith("." + d) for d in MAINNET_DOMAINS):
+        return "mainnet"
+    if host == "localhost":
+        return "local"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return "local"
+    except ValueError:
+        pass
+    return "unknown"

@@ -1,0 +1,88 @@
+"""Options of the paper exchange and the assembly of market, clock, fees and engine from them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from .engine import Engine
+from .faults import FaultConfig
+from .fees import FeeSchedule
+from .market import CandleSeries, Clock, Market
+from .rules import SymbolRules, dec
+
+DEFAULT_API_KEY = "simkey"
+DEFAULT_API_SECRET = "simsecret"
+
+
+@dataclass
+class SimConfig:
+    """Everything a simulator run can be configured with (the CLI flags map onto these)."""
+
+    balances: Mapping[str, object] = field(default_factory=lambda: {"BTC": "1"})
+    api_key: str = DEFAULT_API_KEY
+    api_secret: str = DEFAULT_API_SECRET
+    rules: SymbolRules = field(default_factory=SymbolRules)
+    interval_minutes: int | None = None
+    clock: str = "manual"  # manual | speed | realtime
+    speed: float = 1.0  # bars per second in "speed" mode
+    start: int | str | pd.Timestamp | None = None  # bar index or time; None: min(1000, bars // 2)
+    maker_fee: object = "0.001"
+    taker_fee: object = "0.001"
+    pay_fees_in_bnb: bool = False
+    bnb_discount: object = "0.25"
+    bnb_candles: object | None = None  # BNBBTC candles (DataFrame or Candles) for BNB fee prices
+    bnb_btc_price: object | None = None  # fixed BNBBTC price instead of candles
+    spread_bps: float = 0.0  # 0: one tick between bid and ask (ETHBTC is usually one tick wide)
+    slippage_bps: float = 0.0
+    partial_fill: float = 1.0
+    fill_on_touch: bool = False
+    book_qty: object = "25"
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+
+def start_position(series: CandleSeries, start: int | str | pd.Timestamp | None) -> float:
+    n = len(series)
+    if start is None:
+        return float(min(1000, n // 2))
+    if isinstance(start, int):
+        if not 0 <= start < n:
+            raise ValueError(f"start bar {start} is outside the data (0..{n - 1})")
+        return float(start)
+    ts = pd.Timestamp(start)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    i = series.index_at_ms(ts.value // 1_000_000)
+    if i >= n - 1 and ts.value // 1_000_000 >= int(series.open_ms[-1]) + series.interval_ms:
+        raise ValueError(f"start {ts} is after the end of the data")
+    return float(max(i, 0))
+
+
+def bnb_price_source(cfg: SimConfig) -> Callable[[int], Decimal | None] | None:
+    if cfg.bnb_btc_price is not None:
+        fixed = dec(cfg.bnb_btc_price)
+        return lambda _ms: fixed
+    if cfg.bnb_candles is not None:
+        series = CandleSeries(cfg.bnb_candles)
+
+        def at(ms: int) -> Decimal | None:
+            price = series.price_at_ms(ms)
+            return None if price is None else dec(price).quantize(Decimal("1e-8"))
+        return at
+    return None
+
+
+def build_engine(candles: object, cfg: SimConfig) -> Engine:
+    series = CandleSeries(candles, cfg.interval_minutes)
+    clock = Clock(start_position(series, cfg.start), float(len(series)), cfg.clock, cfg.speed,
+                  series.interval_minutes)
+    market = Market(series, clock, cfg.rules.tick_size, cfg.spread_bps, dec(cfg.book_qty))
+    fees = FeeSchedule(maker=dec(cfg.maker_fee), taker=dec(cfg.taker_fee), pay_in_bnb=cfg.pay_fees_in_bnb,
+                       bnb_discount=dec(cfg.bnb_discount))
+    for name, rate in (("maker fee", fees.maker), ("taker fee", fees.taker), ("bnb discount", fees.bnb_discount)):
+        if not 0 <= rate < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {rate}")
+    return Engine(market, cfg.rules, fees, cfg.balances, slippage_bps=cfg.slippage_bps,
+                  partial_fill=cfg.partial_fill, fill_on_touch=cfg.fill_on_touch, bnb_price=bnb_price_source(cfg))

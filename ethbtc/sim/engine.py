@@ -1,0 +1,303 @@
+"""Matching engine of the paper exchange: orders, balances, fills, fees, ledger. No HTTP here.
+
+One spot symbol (ETHBTC by default). Amounts are Decimals with 8 decimals, so every balance
+change is exact: a buy pays ``ceil8(price * executed)`` quote in total, a sell receives
+``floor8(price * executed)`` (each fill takes the difference of those cumulative amounts), and
+commissions are rounded half-up to 8 decimals (see :mod:`ethbtc.sim.fees`).
+
+Orders: MARKET fills at once at the touch (best ask for a buy, best bid for a sell) moved by
+``slippage_bps`` against the taker. LIMIT_MAKER is rejected when it would cross the book, else
+it rests with its funds locked and fills, as maker at its own price, when the replayed price
+trades through it (``fill_on_touch`` also fills when the price only touches it). With
+``partial_fill`` < 1 an order fills at most that share of its quantity per bar. LIMIT (GTC,
+IOC, FOK) takes at the touch when it crosses, else rests (GTC) or expires.
+
+Callers hold :attr:`Engine.lock` around a sequence of calls that must be atomic; every public
+method takes it too (it is re-entrant) and first brings the book up to the market clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from . import apierrors
+from .fees import FeeSchedule
+from .market import Market
+from .rules import EIGHT, ZERO, SymbolRules, ceil_to, dec, floor_to, fmt
+
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str | None
+    price: Decimal
+    orig_qty: Decimal
+    orig_quote_qty: Decimal
+    time: int
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    status: str = "NEW"
+    update_time: int = 0
+    lock_asset: str | None = None
+    locked: Decimal = ZERO
+    bar_fill: tuple[int, Decimal] = (-1, ZERO)
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.orig_qty - self.executed_qty
+
+
+@dataclass(frozen=True)
+class Fill:
+    trade_id: int
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: int
+    is_maker: bool
+
+    def to_json(self) -> dict[str, object]:
+        """The ledger row (GET /sim/ledger)."""
+        return {"time": self.time, "symbol": self.symbol, "side": self.side, "orderId": self.order_id,
+                "clientOrderId": self.client_order_id, "tradeId": self.trade_id, "price": fmt(self.price),
+                "qty": fmt(self.qty), "quoteQty": fmt(self.quote_qty), "commission": fmt(self.commission),
+                "commissionAsset": self.commission_asset, "isMaker": self.is_maker}
+
+
+def quote_amount(price: Decimal, qty: Decimal, buyer: bool) -> Decimal:
+    """Quote paid (buyer, rounded up) or received (seller, rounded down) for ``qty`` at ``price``."""
+    return (price * qty).quantize(EIGHT, rounding=ROUND_CEILING if buyer else ROUND_FLOOR)
+
+
+class Engine:
+    def __init__(self, market: Market, rules: SymbolRules, fees: FeeSchedule,
+                 balances: Mapping[str, object], *, slippage_bps: float = 0.0, partial_fill: float = 1.0,
+                 fill_on_touch: bool = False, bnb_price: Callable[[int], Decimal | None] | None = None) -> None:
+        if not 0 < partial_fill <= 1:
+            raise ValueError("partial_fill must be in (0, 1]")
+        self.market = market
+        self.rules = rules
+        self.fees = fees
+        self.slippage = Decimal(str(slippage_bps)) / Decimal(10000)
+        self.partial_fill = partial_fill
+        self.fill_on_touch = fill_on_touch
+        self.bnb_price = bnb_price or (lambda _ms: None)
+        self.lock = threading.RLock()
+        assets = [rules.base, rules.quote, fees.bnb_asset, *balances]
+        self.free: dict[str, Decimal] = {a: ZERO for a in dict.fromkeys(assets)}
+        for asset, amount in balances.items():
+            value = dec(amount)
+            if value < 0 or value != value.quantize(EIGHT):
+                raise ValueError(f"start balance of {asset} must be >= 0 with at most 8 decimals: {amount}")
+            self.free[asset] = value
+        self.locked: dict[str, Decimal] = {a: ZERO for a in self.free}
+        self.orders: dict[int, Order] = {}
+        self.open: dict[int, Order] = {}
+        self.by_client_id: dict[str, int] = {}
+        self.fills: list[Fill] = []
+        self.pos = market.clock.pos()
+        self._next_order_id = 1
+        self._next_trade_id = 1
+
+    # -- clock -----------------------------------------------------------------------------
+    def market_time(self) -> int:
+        return self.market.time_ms(self.pos)
+
+    def advance(self, bars: float) -> None:
+        with self.lock:
+            self.sync()
+            self.market.clock.advance(bars)
+            self.sync()
+
+    def sync(self) -> None:
+        """Move the book to the market clock, filling resting orders the price traded through."""
+        with self.lock:
+            target = self.market.clock.pos()
+            if target <= self.pos:
+                return
+            series = self.market.series
+            start = self.pos
+            for j in range(int(start), min(math.ceil(target), len(series))):
+                if not self.open:
+                    break
+                f0, f1 = max(start - j, 0.0), min(target - j, 1.0)
+                events = []
+                for order in self.open.values():
+                    f = series.first_cross(j, f0, f1, float(order.price), order.side == "BUY", self.fill_on_touch)
+                    if f is not None:
+                        events.append((f, order.order_id))
+                for f, order_id in sorted(events):
+                    self._fill_resting(self.open[order_id], j, int(series.open_ms[j]) + int(f * series.interval_ms))
+            self.pos = target
+
+    def _fill_resting(self, order: Order, bar: int, time_ms: int) -> None:
+        done = order.bar_fill[1] if order.bar_fill[0] == bar else ZERO
+        cap = order.orig_qty
+        if self.partial_fill < 1:
+            cap = max(floor_to(order.orig_qty * Decimal(str(self.partial_fill)), self.rules.step_size),
+                      self.rules.step_size)
+        qty = min(cap - done, order.remaining)
+        if qty <= 0:
+            return
+        order.bar_fill = (bar, done + qty)
+        self._fill(order, qty, order.price, is_maker=True, time_ms=time_ms)
+
+    # -- orders ----------------------------------------------------------------------------
+    def place(self, *, side: str, order_type: str, quantity: Decimal | None = None, quote_qty: Decimal | None = None,
+              price: Decimal | None = None, time_in_force: str | None = None,
+              client_order_id: str | None = None) -> Order:
+        """Validate and execute a new order; raises :class:`ApiError` like Binance would."""
+        with self.lock:
+            self.sync()
+            r = self.rules
+            if client_order_id is not None and client_order_id in self.by_client_id:
+                if self.orders[self.by_client_id[client_order_id]].is_open:
+                    raise apierrors.rejected(apierrors.DUPLICATE_ORDER)
+            buyer = side == "BUY"
+            bid, ask = self.market.bid_ask(self.pos)
+            if order_type == "MARKET":
+                if buyer:
+                    fill_price = ceil_to(ask * (1 + self.slippage), r.tick_size)
+                else:
+                    fill_price = max(floor_to(bid * (1 - self.slippage), r.tick_size), r.tick_size)
+                qty = quantity if quantity is not None else floor_to(quote_qty / fill_price, r.step_size)
+                r.check(price=None, qty=qty, notional_price=fill_price, market=True, open_orders=len(self.open))
+                self._require(r.quote if buyer else r.base,
+                              quote_amount(fill_price, qty, True) if buyer else qty)
+                order = self._new_order(side, order_type, None, fill_price, qty, quote_qty, client_order_id)
+                self._fill(order, qty, fill_price, is_maker=False, time_ms=order.time)
+                return order
+            assert price is not None and quantity is not None
+            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open))
+            lock_asset, lock_amount = (r.quote, quote_amount(price, quantity, True)) if buyer else (r.base, quantity)
+            self._require(lock_asset, lock_amount)
+            crosses = price >= ask if buyer else price <= bid
+            if order_type == "LIMIT_MAKER" and crosses:
+                raise apierrors.rejected(apierrors.WOULD_TAKE)
+            order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)
+            if order_type == "LIMIT" and crosses:
+                touch = min(price, ask) if buyer else max(price, bid)
+                self._fill(order, quantity, touch, is_maker=False, time_ms=order.time)
+                return order
+            if order_type == "LIMIT" and time_in_force in ("IOC", "FOK"):
+                order.status = "EXPIRED"
+                return order
+            order.lock_asset, order.locked = lock_asset, lock_amount
+            self.free[lock_asset] -= lock_amount
+            self.locked[lock_asset] += lock_amount
+            self.open[order.order_id] = order
+            return order
+
+    def _require(self, asset: str, amount: Decimal) -> None:
+        if self.free.get(asset, ZERO) < amount:
+            raise apierrors.rejected(apierrors.INSUFFICIENT_BALANCE)
+
+    def _new_order(self, side: str, order_type: str, tif: str | None, price: Decimal, qty: Decimal,
+                   quote_qty: Decimal | None, client_order_id: str | None) -> Order:
+        oid = self._next_order_id
+        self._next_order_id += 1
+        now = self.market_time()
+        order = Order(order_id=oid, client_order_id=client_order_id or f"sim-{oid}", symbol=self.rules.symbol,
+                      side=side, type=order_type, time_in_force=tif, price=ZERO if order_type == "MARKET" else price,
+                      orig_qty=qty, orig_quote_qty=quote_qty or ZERO, time=now, update_time=now)
+        self.orders[oid] = order
+        self.by_client_id[order.client_order_id] = oid
+        return order
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, is_maker: bool, time_ms: int) -> None:
+        r = self.rules
+        buyer = order.side == "BUY"
+        new_exec = order.executed_qty + qty
+        quote_qty = quote_amount(price, new_exec, buyer) - quote_amount(price, order.executed_qty, buyer)
+        pay_asset, pay, get_asset, get = (r.quote, quote_qty, r.base, qty) if buyer else (r.base, qty, r.quote, quote_qty)
+        from_locked = min(pay, order.locked) if order.lock_asset == pay_asset else ZERO
+        order.locked -= from_locked
+        self.locked[pay_asset] -= from_locked
+        self.free[pay_asset] -= pay - from_locked
+        self.free[get_asset] += get
+        commission, fee_asset = self.fees.commission(
+            is_maker=is_maker, is_buyer=buyer, qty=qty, quote_qty=quote_qty, base=r.base, quote=r.quote,
+            bnb_free=self.free.get(self.fees.bnb_asset, ZERO), bnb_price=lambda: self.bnb_price(time_ms))
+        self.free[fee_asset] = self.free.get(fee_asset, ZERO) - commission
+        fill = Fill(trade_id=self._next_trade_id, order_id=order.order_id, client_order_id=order.client_order_id,
+                    symbol=order.symbol, side=order.side, price=price, qty=qty, quote_qty=quote_qty,
+                    commission=commission, commission_asset=fee_asset, time=time_ms, is_maker=is_maker)
+        self._next_trade_id += 1
+        self.fills.append(fill)
+        order.fills.append(fill)
+        order.executed_qty = new_exec
+        order.cum_quote += quote_qty
+        order.update_time = time_ms
+        order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
+        if order.status == "FILLED":
+            self._close(order, "FILLED", time_ms)
+
+    def _close(self, order: Order, status: str, time_ms: int) -> None:
+        if order.lock_asset is not None and order.locked:
+            self.locked[order.lock_asset] -= order.locked
+            self.free[order.lock_asset] += order.locked
+            order.locked = ZERO
+        order.status = status
+        order.update_time = time_ms
+        self.open.pop(order.order_id, None)
+
+    def find(self, order_id: int | None = None, client_order_id: str | None = None) -> Order | None:
+        with self.lock:
+            self.sync()
+            if order_id is not None:
+                order = self.orders.get(order_id)
+                if order is not None and client_order_id is not None and order.client_order_id != client_order_id:
+                    return None
+                return order
+            if client_order_id is not None and client_order_id in self.by_client_id:
+                return self.orders[self.by_client_id[client_order_id]]
+            return None
+
+    def cancel(self, order_id: int | None = None, client_order_id: str | None = None) -> Order:
+        with self.lock:
+            order = self.find(order_id, client_order_id)
+            if order is None or not order.is_open:
+                raise apierrors.unknown_order_cancel()
+            self._close(order, "CANCELED", self.market_time())
+            return order
+
+    def cancel_all(self) -> list[Order]:
+        with self.lock:
+            self.sync()
+            if not self.open:
+                raise apierrors.unknown_order_cancel()
+            orders = list(self.open.values())
+            for order in orders:
+                self._close(order, "CANCELED", self.market_time())
+            return orders
+
+    def open_orders(self) -> list[Order]:
+        with self.lock:
+            self.sync()
+            return list(self.open.values())
+
+    def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        with self.lock:
+            self.sync()
+            return {a: (self.free[a], self.locked.get(a, ZERO)) for a in self.free}

@@ -1,0 +1,226 @@
+"""Replayed market of the paper exchange: candle series, the market clock and the book.
+
+The MARKET clock is a position in bar units, ``pos = bar index + fraction elapsed``, so gaps
+in the history are skipped instead of replayed as dead time. Inside a bar the price follows
+a fixed path through the candle: open -> low -> high -> close for an up bar (close >= open),
+open -> high -> low -> close otherwise, each leg a third of the bar. Everything the exchange
+shows (klines with a partial last bar, book ticker, fills of resting orders) is read off that
+path, so a replay is deterministic and its fills never look at prices not yet reached.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .rules import ceil_to, dec, floor_to
+
+CLOCK_MODES = ("manual", "speed", "realtime")
+
+
+def frame_of(candles: object) -> tuple[pd.DataFrame, int | None]:
+    """Accept a ``Candles`` (``.df``/``.interval_minutes``) or a DataFrame indexed by open time."""
+    df = getattr(candles, "df", candles)
+    if not isinstance(df, pd.DataFrame):
+        raise DataError("candles must be a DataFrame or a Candles object with .df")
+    return df, getattr(candles, "interval_minutes", None)
+
+
+class CandleSeries:
+    """OHLCV arrays of one symbol plus the intrabar price path."""
+
+    def __init__(self, candles: object, interval_minutes: int | None = None) -> None:
+        df, loaded_interval = frame_of(candles)
+        missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+        if missing:
+            raise DataError(f"candles lack column(s) {', '.join(missing)}")
+        if len(df) < 1:
+            raise DataError("candles are empty")
+        index = pd.DatetimeIndex(df.index)
+        if index.tz is None:
+            index = index.tz_localize("UTC")
+        ns = index.as_unit("ns").asi8
+        if len(ns) > 1 and not np.all(np.diff(ns) > 0):
+            raise DataError("candle open times must be strictly increasing")
+        self.open_ms = ns // 1_000_000
+        minutes = interval_minutes or loaded_interval
+        if minutes is None and len(ns) < 2 and index.freq is not None:
+            minutes = int(pd.Timedelta(index.freq).total_seconds() // 60)
+        if minutes is None:
+            if len(ns) < 2:
+                raise DataError("cannot infer the bar interval from a single candle")
+            minutes = int(round(float(np.median(np.diff(self.open_ms))) / 60000))
+        self.interval_minutes = int(minutes)
+        self.interval_ms = self.interval_minutes * 60_000
+        self.o, self.h, self.l, self.c, self.v = (
+            df[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume"))
+        self.extra = {col: df[col].to_numpy(dtype=np.float64) for col in
+                      ("quote_volume", "count", "taker_buy_base", "taker_buy_quote") if col in df.columns}
+
+    def __len__(self) -> int:
+        return len(self.open_ms)
+
+    def knots(self, i: int) -> list[tuple[float, float]]:
+        o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i])
+        first, second = (lo, h) if c >= o else (h, lo)
+        return [(0.0, o), (1 / 3, first), (2 / 3, second), (1.0, c)]
+
+    def price_at(self, i: int, f: float) -> float:
+        pts = self.knots(i)
+        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
+            if f <= fb:
+                return va + (vb - va) * (f - fa) / (fb - fa)
+        return pts[-1][1]
+
+    def partial(self, i: int, f: float) -> tuple[float, float, float, float, float]:
+        """(open, high, low, close, volume) of bar ``i`` as seen at fraction ``f``."""
+        seen = [v for fk, v in self.knots(i) if fk <= f] + [self.price_at(i, f)]
+        return float(self.o[i]), max(seen), min(seen), self.price_at(i, f), float(self.v[i]) * min(f, 1.0)
+
+    def first_cross(self, i: int, f0: float, f1: float, level: float, below: bool, touch: bool) -> float | None:
+        """Earliest fraction in [f0, f1] of bar ``i`` where the price trades through ``level``.
+
+        ``below``: a buy fills when the price goes under its limit (at it, with ``touch``);
+        otherwise a sell fills when the price goes over its limit.
+        """
+        def through(v: float) -> bool:
+            if below:
+                return v <= level if touch else v < level
+            return v >= level if touch else v > level
+
+        if f1 <= f0:
+            return None
+        pts = self.knots(i)
+        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
+            lo_f, hi_f = max(fa, f0), min(fb, f1)
+            if lo_f >= hi_f:
+                continue
+            a = va + (vb - va) * (lo_f - fa) / (fb - fa)
+            b = va + (vb - va) * (hi_f - fa) / (fb - fa)
+            if through(a):
+                return lo_f
+            if through(b):
+                return lo_f + (hi_f - lo_f) * (level - a) / (b - a) if b != a else hi_f
+        return None
+
+    def index_at_ms(self, ms: int) -> int:
+        """Index of the bar open at ``ms`` (last open_time <= ms), -1 before the first bar."""
+        return int(np.searchsorted(self.open_ms, ms, side="right")) - 1
+
+    def price_at_ms(self, ms: int) -> float | None:
+        i = self.index_at_ms(ms)
+        if i < 0:
+            return None
+        return self.price_at(i, min((ms - int(self.open_ms[i])) / self.interval_ms, 1.0))
+
+
+class Clock:
+    """Market clock in bar units: manual, accelerated (``bars_per_second``) or real time."""
+
+    def __init__(self, start: float, end: float, mode: str = "manual", bars_per_second: float = 1.0,
+                 interval_minutes: int = 15, now: Callable[[], float] = time.monotonic) -> None:
+        if mode not in CLOCK_MODES:
+            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {mode!r}")
+        if mode == "realtime":
+            bars_per_second = 1.0 / (interval_minutes * 60)
+        if bars_per_second <= 0:
+            raise ValueError("replay speed must be positive")
+        self.mode = mode
+        self.bars_per_second = bars_per_second
+        self.end = end
+        self._now = now
+        self._lock = threading.Lock()
+        self._base_pos = min(max(start, 0.0), end)
+        self._base_wall = now()
+
+    def pos(self) -> float:
+        with self._lock:
+            if self.mode == "manual":
+                return self._base_pos
+            return min(self._base_pos + (self._now() - self._base_wall) * self.bars_per_second, self.end)
+
+    def advance(self, bars: float) -> float:
+        """Jump forward ``bars`` bars (any mode); returns the new position."""
+        with self._lock:
+            now = self._now()
+            if self.mode != "manual":
+                self._base_pos = min(self._base_pos + (now - self._base_wall) * self.bars_per_second, self.end)
+                self._base_wall = now
+            self._base_pos = min(self._base_pos + max(bars, 0.0), self.end)
+            return self._base_pos
+
+
+class Market:
+    """The replayed symbol: clock position -> time, price, book, klines."""
+
+    def __init__(self, series: CandleSeries, clock: Clock, tick_size: Decimal, spread_bps: float = 0.0,
+                 book_qty: Decimal = Decimal("25")) -> None:
+        self.series = series
+        self.clock = clock
+        self.tick = tick_size
+        self.spread_bps = spread_bps
+        self.book_qty = book_qty
+
+    def locate(self, pos: float) -> tuple[int, float]:
+        """(bar index, fraction) of a clock position; the end of data is the last bar at 1.0."""
+        n = len(self.series)
+        i = min(int(pos), n - 1)
+        return i, min(pos - i, 1.0)
+
+    def time_ms(self, pos: float) -> int:
+        i, f = self.locate(pos)
+        return int(self.series.open_ms[i]) + int(f * self.series.interval_ms)
+
+    def price(self, pos: float) -> float:
+        return self.series.price_at(*self.locate(pos))
+
+    def last_price(self, pos: float) -> Decimal:
+        """The path price on the tick grid, as a last trade price would be."""
+        return (dec(self.price(pos)) / self.tick).quantize(Decimal(1)) * self.tick
+
+    def bid_ask(self, pos: float) -> tuple[Decimal, Decimal]:
+        """Best bid/ask: the path price -/+ half the spread, on the tick grid, at least a tick apart."""
+        p = dec(self.price(pos)).quantize(Decimal("1e-12"))
+        half = Decimal(str(self.spread_bps)) / Decimal(20000)
+        bid = max(floor_to(p * (1 - half), self.tick), self.tick)
+        ask = ceil_to(p * (1 + half), self.tick)
+        if ask <= bid:
+            ask = bid + self.tick
+        return bid, ask
+
+    def klines(self, pos: float, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[object]]:
+        """Binance 12-field kline rows up to and including the current (partial) bar."""
+        s = self.series
+        cur, frac = self.locate(pos)
+        lo, hi = 0, cur + 1
+        if start_ms is not None:
+            lo = max(lo, int(np.searchsorted(s.open_ms, start_ms, side="left")))
+        if end_ms is not None:
+            hi = min(hi, int(np.searchsorted(s.open_ms, end_ms, side="right")))
+        if start_ms is not None:
+            hi = min(hi, lo + limit)
+        else:
+            lo = max(lo, hi - limit)
+        rows: list[list[object]] = []
+        for i in range(lo, hi):
+            if i == cur:
+                o, h, low, c, v = s.partial(i, frac)
+                c = float(self.last_price(pos))
+                h, low = max(h, c), min(low, c)
+            else:
+                o, h, low, c, v = s.o[i], s.h[i], s.l[i], s.c[i], s.v[i]
+            share = v / s.v[i] if s.v[i] > 0 else 0.0
+            quote = s.extra["quote_volume"][i] * share if "quote_volume" in s.extra else v * (h + low + c) / 3
+            count = int(s.extra["count"][i] * share) if "count" in s.extra else 0
+            tb = s.extra["taker_buy_base"][i] * share if "taker_buy_base" in s.extra else v / 2
+            tq = s.extra["taker_buy_quote"][i] * share if "taker_buy_quote" in s.extra else quote / 2
+            open_ms = int(s.open_ms[i])
+            rows.append([open_ms, f"{o:.8f}", f"{h:.8f}", f"{low:.8f}", f"{c:.8f}", f"{v:.8f}",
+                         open_ms + s.interval_ms - 1, f"{quote:.8f}", count, f"{tb:.8f}", f"{tq:.8f}", "0"])
+        return rows

@@ -1,0 +1,315 @@
+"""HTTP layer of the paper exchange: Binance REST paths, authentication, faults, /sim control.
+
+``/api/...`` and ``/sapi/...`` speak Binance's shapes (see ``rest``); ``/sim/...`` are unsigned
+control endpoints answered only to localhost:
+
+- ``POST /sim/advance`` (``bars``, default 1; query or JSON body): move the market clock
+  forward, filling resting orders the price trades through; returns the state.
+- ``GET /sim/state``: balances, market time, bar index, clock mode, price, book.
+- ``GET /sim/ledger``: every fill (time, symbol, side, orderId, clientOrderId, price, qty,
+  quoteQty, commission, commissionAsset, isMaker, tradeId).
+- ``GET /sim/orders``: every order request received (POST/DELETE on order paths), rejected ones too.
+- ``GET /sim/faults``, ``POST /sim/faults`` (JSON :class:`~ethbtc.sim.faults.FaultConfig`).
+
+The SERVER clock (wall clock + fault skew) answers /api/v3/time and checks timestamps; the
+MARKET clock (replayed candle time) drives prices, klines and fills, and every time stamped on
+an order or trade (transactTime, time, updateTime, ledger time) is market time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pandas as pd
+
+from . import auth
+from .apierrors import ApiError
+from .build import SimConfig, build_engine
+from .engine import Engine
+from .faults import FaultConfig, FaultInjector
+from .rest import ORDER_PATHS, ROUTES, RestApi
+from .rules import fmt
+
+log = logging.getLogger("ethbtc.sim")
+
+
+def is_local(address: str) -> bool:
+    """True for a loopback client address (IPv4, IPv6 or IPv4-mapped IPv6)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+@dataclass
+class Reply:
+    status: int
+    body: object
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+class SimServer:
+    """A running paper exchange: ``base_url``, ``engine``, control helpers, ``close()``."""
+
+    def __init__(self, engine: Engine, *, api_key: str, api_secret: str, faults: FaultConfig | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.engine = engine
+        self.api_key = api_key
+        self._secret = api_secret
+        self.faults = FaultInjector(faults)
+        self.rest = RestApi(engine, self.server_ms)
+        self.order_log: list[dict[str, object]] = []
+        self._log_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.sim = self  # type: ignore[attr-defined]
+        bound_host, bound_port = self.httpd.server_address[:2]
+        self.base_url = f"http://{host if host not in ('', '0.0.0.0') else '127.0.0.1'}:{bound_port}"
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="ethbtc-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self.httpd.server_close()
+
+    # -- clocks and control
+    def server_ms(self) -> int:
+        return int(time.time() * 1000) + self.faults.skew_ms
+
+    def advance(self, bars: float = 1) -> dict[str, object]:
+        self.engine.advance(bars)
+        return self.state()
+
+    def set_faults(self, **settings: Any) -> None:
+        """Replace the fault settings (keywords of :class:`FaultConfig`); no keywords = no faults."""
+        self.faults.configure(FaultConfig.from_json(settings))
+
+    def ledger(self) -> list[dict[str, object]]:
+        with self.engine.lock:
+            self.engine.sync()
+            return [f.to_json() for f in self.engine.fills]
+
+    def state(self) -> dict[str, object]:
+        e = self.engine
+        with e.lock:
+            balances = e.balances()
+            i, f = e.market.locate(e.pos)
+            bid, ask = e.market.bid_ask(e.pos)
+            n = len(e.market.series)
+            return {
+                "serverTime": self.server_ms(),
+                "marketTime": e.market_time(),
+                "marketTimeIso": pd.Timestamp(e.market_time(), unit="ms", tz="UTC").isoformat(),
+                "barIndex": i, "barFraction": f, "barOpenTime": int(e.market.series.open_ms[i]), "bars": n,
+                "finished": e.pos >= n,
+                "clock": {"mode": e.market.clock.mode, "barsPerSecond": e.market.clock.bars_per_second},
+                "symbol": e.rules.symbol, "price": fmt(e.market.last_price(e.pos)),
+                "bidPrice": fmt(bid), "askPrice": fmt(ask),
+                "balances": {a: {"free": fmt(fr), "locked": fmt(lk)} for a, (fr, lk) in balances.items()},
+                "openOrders": len(e.open), "fills": len(e.fills),
+            }
+
+    # -- request handling (socket-free, so it can be tested directly)
+    def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None) -> Reply:
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        fault = self.faults.before(path)
+        reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key)
+        if reply.drop:
+            fault = "drop_after_order"
+        if path in ORDER_PATHS and method in ("POST", "DELETE"):
+            self._log_order(method, path, params, reply, fault)
+        return reply
+
+    def _faulted(self, fault: str | None, method: str, path: str, params: dict[str, str], raw_query: str,
+                 raw_body: str, api_key: str | None) -> Reply:
+        retry = {"Retry-After": str(self.faults.config.retry_after)}
+        if fault == "ban_418":
+            until = self.server_ms() + self.faults.config.retry_after * 1000
+            return Reply(418, {"code": -1003, "msg": f"Way too much request weight used; IP banned until {until}. "
+                                                     "Please use WebSocket Streams for live updates to avoid bans."},
+                         retry)
+        if fault == "rate_limit_429":
+            return Reply(429, {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request "
+                                                     "weight per 1 MINUTE. Please use WebSocket Streams for live "
+                                                     "updates to avoid polling the API."}, retry)
+        is_new_order = method == "POST" and path == "/api/v3/order"
+        if fault == "error_5xx" and not (self.faults.config.error_5xx_executes and is_new_order):
+            return self._server_error()
+        if fault == "delay":
+            self._stop.wait(self.faults.config.delay_seconds)
+        reply = self._dispatch(method, path, params, raw_query, raw_body, api_key)
+        if fault == "error_5xx":
+            return self._server_error()
+        if is_new_order and reply.status == 200 and self.faults.drop_after_order(path):
+            reply.drop = True
+        return reply
+
+    def _server_error(self) -> Reply:
+        return Reply(self.faults.config.status_5xx,
+                     {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+
+    def _dispatch(self, method: str, path: str, params: dict[str, str], raw_query: str, raw_body: str,
+                  api_key: str | None) -> Reply:
+        route = ROUTES.get((method, path))
+        if route is None:
+            return Reply(404, {"code": -1000, "msg": f"Unknown endpoint {method} {path} (not simulated)."})
+        name, signed = route
+        try:
+            if signed:
+                auth.check_api_key(api_key, self.api_key)
+                auth.check_signed(params, raw_query, raw_body, self._secret, self.server_ms())
+            return Reply(200, getattr(self.rest, name)(params))
+        except ApiError as err:
+            return Reply(err.status, err.body())
+        except Exception:
+            log.exception("internal error handling %s %s", method, path)
+            return Reply(500, {"code": -1000, "msg": "An unknown error occurred while processing the request."})
+
+    def _log_order(self, method: str, path: str, params: dict[str, str], reply: Reply, fault: str | None) -> None:
+        body = reply.body if isinstance(reply.body, dict) else {}
+        entry: dict[str, object] = {
+            "serverTime": self.server_ms(), "marketTime": self.engine.market_time(), "method": method,
+            "path": path, "params": {k: v for k, v in params.items() if k != "signature"},
+            "httpStatus": reply.status, "fault": fault}
+        if "code" in body:
+            entry.update(code=body["code"], msg=body["msg"])
+        else:
+            entry.update(orderId=body.get("orderId"), status=body.get("status"))
+        with self._log_lock:
+            entry["seq"] = len(self.order_log) + 1
+            self.order_log.append(entry)
+        log.info("order request %s %s %s -> %s", method, path, entry["params"], reply.status)
+
+    def handle_control(self, method: str, path: str, raw_query: str, raw_body: str) -> Reply:
+        args: dict[str, Any] = dict(parse_qsl(raw_query))
+        if raw_body.strip():
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                return Reply(400, {"code": -1000, "msg": "request body is not JSON"})
+            if not isinstance(body, dict):
+                return Reply(400, {"code": -1000, "msg": "request body must be a JSON object"})
+            args.update(body)
+        try:
+            if (method, path) == ("POST", "/sim/advance"):
+                bars = float(args.get("bars", 1))
+                if not bars >= 0:
+                    raise ValueError("bars must be >= 0")
+                return Reply(200, self.advance(bars))
+            if (method, path) == ("GET", "/sim/state"):
+                return Reply(200, self.state())
+            if (method, path) == ("GET", "/sim/ledger"):
+                return Reply(200, self.ledger())
+            if (method, path) == ("GET", "/sim/orders"):
+                with self._log_lock:
+                    return Reply(200, list(self.order_log))
+            if (method, path) == ("GET", "/sim/faults"):
+                return Reply(200, self.faults.state())
+            if (method, path) == ("POST", "/sim/faults"):
+                self.faults.configure(FaultConfig.from_json(args))
+                return Reply(200, self.faults.state())
+        except (TypeError, ValueError) as exc:
+            return Reply(400, {"code": -1000, "msg": str(exc)})
+        return Reply(404, {"code": -1000, "msg": f"Unknown control endpoint {method} {path}."})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ethbtc-sim"
+    wbufsize = -1  # headers and body leave in one segment (flushed after each request) ...
+    disable_nagle_algorithm = True  # ... and without waiting for the client's delayed ACK
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def _handle(self, method: str) -> None:
+        sim: SimServer = self.server.sim  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        if url.path.startswith("/sim/"):
+            if not is_local(self.client_address[0]):
+                reply = Reply(403, {"code": -1000, "msg": "control endpoints answer localhost only"})
+            else:
+                reply = sim.handle_control(method, url.path, url.query, raw_body)
+        else:
+            reply = sim.handle_api(method, url.path, url.query, raw_body, self.headers.get("X-MBX-APIKEY"))
+        if reply.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        data = json.dumps(reply.body).encode()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:  # the client gave up (timeout) before the answer
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+@contextlib.contextmanager
+def serve_sim(candles: object, *, balances: dict[str, object] | None = None, api_key: str | None = None,
+              api_secret: str | None = None, host: str = "127.0.0.1", port: int = 0,
+              **options: Any) -> Iterator[SimServer]:
+    """Run a paper exchange on ``candles`` for the duration of a ``with`` block.
+
+    ``options`` are :class:`SimConfig` fields (``clock='manual'`` by default, ``start``,
+    ``maker_fee``, ``pay_fees_in_bnb``, ``partial_fill``, ``faults=FaultConfig(...)``, ...).
+    """
+    cfg = SimConfig(**options)
+    if balances is not None:
+        cfg.balances = balances
+    if api_key is not None:
+        cfg.api_key = api_key
+    if api_secret is not None:
+        cfg.api_secret = api_secret
+    server = SimServer(build_engine(candles, cfg), api_key=cfg.api_key, api_secret=cfg.api_secret,
+                       faults=cfg.faults, host=host, port=port).start()
+    try:
+        yield server
+    finally:
+        server.close()
