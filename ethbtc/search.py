@@ -118,8 +118,8 @@ class IndicatorCache:
     def get(self, cfg: Config) -> I.Indicators:
         p = cfg.strategy
         ratio = self._trend.get((p.trend_kind, p.trend_lookback),
-                                lambda: I.trend_ratio(self._close, p.trend_kind, p.trend_lookback))
-        sigma = self._vol.get(p.vol_window, lambda: I.realized_vol(self._close, p.vol_window, self.bar_minutes))
+                                lambda: I.trend_ratio(self._close_np, p.trend_kind, p.trend_lookback))
+        sigma = self._vol.get(p.vol_window, lambda: I.realized_vol(self._close_np, p.vol_window, self.bar_minutes))
         g = self._gate.get(p.gate_window_days,
                            lambda: I.gate_value(self._open_ms, self._close_np, p.gate_window_days))
         entry, exit_ = I.bands(sigma, p.flip_band_entry, p.flip_band_exit, p.vol_adapt_k)
