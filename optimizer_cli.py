@@ -23,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.research import cli_common as C
 from ethbtc.research.optuna_search import redact
@@ -43,6 +45,9 @@ def build_parser() -> ArgumentParser:
     g = p.add_argument_group("persistence (Optuna storage)")
     g.add_argument("--storage", metavar="URL", help="sqlite:///file.db, postgresql://..., or a journal file path")
     g.add_argument("--study-name", help="study to create, resume or join (default ethbtc-optimizer)")
+    g.add_argument("--fail-stale-minutes", type=float, metavar="N",
+                   help="after a worker crashed: mark its trials still RUNNING after N minutes as failed "
+                        "(only when every worker shares this clock and time zone)")
     o = p.add_argument_group("outputs")
     o.add_argument("--out", help="CSV, one row per completed trial (every parameter its own column)")
     o.add_argument("--excel-out", help="Excel workbook: Trials, Best, Settings")
@@ -61,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
     job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
               args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
-              not args.no_progress, label={"data": Path(args.data).name})
+              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name})
     train, test = candles.window(*spans["train"]), candles.window(*spans["test"])
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
@@ -92,8 +97,6 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         print(f"  trials CSV    -> {args.out}")
     if args.excel_out and not args.no_excel:
         settings = {k: str(v) for k, v in vars(args).items() if k != "storage"} | {"storage": str(redact(args.storage))}
-        import pandas as pd
-
         sheets = {"Trials": res.frame, "Best": res.frame[res.frame["selected"]] if res.best is not None else res.frame,
                   "Settings": pd.DataFrame(sorted(settings.items()), columns=["setting", "value"])}
         write_excel(args.excel_out, sheets)

@@ -182,3 +182,44 @@ def test_bad_input_is_one_line_exit_2(root, data, tmp_path, extra, needle):
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_trials_left_running_by_a_dead_worker_can_be_failed_on_resume(root, data, tmp_path):
+    journal = tmp_path / "s.journal"
+    common = ["--data", data[0], *WINDOWS, "--threads", 1, "--storage", journal, "--study-name", "z", "--seed", 1]
+    assert cli(root, *common, "--n-random", 3).returncode == 0
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    orphan = optuna.load_study(study_name="z", storage=storage).ask()  # a worker that died mid-trial
+    r = cli(root, *common, "--n-random", 6)
+    assert r.returncode == 0, r.stderr
+    study = optuna.load_study(study_name="z", storage=storage)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5  # the orphan holds a slot
+    r = cli(root, *common, "--n-random", 6, "--fail-stale-minutes", 0)
+    assert r.returncode == 0 and "marked failed" in r.stderr, r.stderr
+    study = optuna.load_study(study_name="z", storage=storage)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
+    assert study.trials[orphan.number].state == TrialState.FAIL
+
+
+def test_focused_cmaes_stage_and_tpe_run(root, data, tmp_path):
+    common = ["--data", data[0], *WINDOWS, "--threads", 1, "--seed", 4]
+    assert cli(root, *common, "--n-random", 20, "--emit-config", tmp_path / "best.json").returncode == 0
+    best = load_config(tmp_path / "best.json").strategy
+    r = cli(root, *common, "--n-random", 24, "--sampler", "cmaes", "--config", tmp_path / "best.json",
+            "--out", tmp_path / "cma.csv")
+    assert r.returncode == 0, r.stderr
+    cma = pd.read_csv(tmp_path / "cma.csv")
+    assert len(cma) == 24 and (cma["trend_kind"] == best.trend_kind).all()  # choices fixed by --focus
+    assert (cma["trend_lookback"] - best.trend_lookback).abs().max() <= 0.2 * 380 / 2 + 1  # 20 % window
+    r = cli(root, *common, "--n-random", 30, "--sampler", "tpe", "--out", tmp_path / "tpe.csv")
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / "tpe.csv")) == 30
+
+
+def test_early_stop_ends_the_search_when_the_best_stalls(root, data, tmp_path):
+    r = cli(root, "--data", data[0], *WINDOWS, "--threads", 1, "--chunk-size", 2, "--seed", 1, "--n-random", 2000,
+            "--early-stop", "--patience", 10, "--out", tmp_path / "t.csv")
+    assert r.returncode == 0, r.stderr
+    assert "early stop" in r.stdout
+    n = len(pd.read_csv(tmp_path / "t.csv"))
+    assert 10 < n < 2000

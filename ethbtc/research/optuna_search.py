@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import secrets
@@ -69,8 +70,9 @@ class TrialSeededRandomSampler(optuna.samplers.BaseSampler):
         if isinstance(d, CategoricalDistribution):
             return d.choices[int(rng.integers(len(d.choices)))]
         if isinstance(d, IntDistribution):
-            if d.log:
-                return int(min(d.high, max(d.low, round(np.exp(rng.uniform(np.log(d.low), np.log(d.high + 1)) - 0.5)))))
+            if d.log:  # uniform in log space over [low - 0.5, high + 0.5], rounded (as Optuna does)
+                v = np.exp(rng.uniform(np.log(d.low - 0.5), np.log(d.high + 0.5)))
+                return int(min(d.high, max(d.low, round(v))))
             return d.low + d.step * int(rng.integers((d.high - d.low) // d.step + 1))
         if isinstance(d, FloatDistribution):
             if d.log:
@@ -263,11 +265,13 @@ class SearchOutcome:
 
 def run_search(handle: StudyHandle, space: Space, base: dict[str, Any], evaluator: Evaluator, n_trials: int,
                score: Callable[[dict[str, Any]], float], chunk_size: int, early: EarlyStop | None = None,
-               progress: bool = True, worker_tag: str = "") -> SearchOutcome:
+               progress: bool = True, worker_tag: str = "", fail_stale_minutes: float | None = None) -> SearchOutcome:
     """Run trials until the study holds ``n_trials`` completed ones (or a stop); see module doc."""
     from tqdm import tqdm
 
     study = handle.study
+    if handle.persistent and fail_stale_minutes is not None:
+        _fail_stale(study, fail_stale_minutes)
     budget = Budget(handle, n_trials)
     done_before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     out = SearchOutcome("done")
@@ -326,11 +330,34 @@ def run_search(handle: StudyHandle, space: Space, base: dict[str, Any], evaluato
     return out
 
 
-def _wait_for_others(study: optuna.Study, limit_s: float = 60.0) -> None:
-    """Our share is done; give trials still running in other processes time to finish so the
-    results we write cover the whole study (a crashed worker's trials are not waited for long)."""
-    deadline = time.monotonic() + limit_s
-    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() < deadline:
+def _fail_stale(study: optuna.Study, minutes: float) -> None:
+    """Trials left RUNNING by a worker that died (kill -9, power loss) count against the target
+    forever; ``--fail-stale-minutes`` marks those running longer than that FAIL (a trial takes
+    seconds). Optuna stores local naive start times: only use it when workers share a clock/zone."""
+    now = dt.datetime.now()
+    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if t.datetime_start is not None and now - t.datetime_start > dt.timedelta(minutes=minutes)]
+    for t in stale:
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except (ValueError, RuntimeError):  # finished meanwhile
+            pass
+    if stale:
+        print(f"note: {len(stale)} trial(s) left running by a dead worker were marked failed", file=sys.stderr)
+
+
+def _wait_for_others(study: optuna.Study, quiet_s: float = 5.0) -> None:
+    """Our share is done; let trials still running in other processes finish so the results we
+    write cover the whole study. Stops once nothing has finished for ``quiet_s`` seconds (only
+    trials of a dead worker are left then)."""
+    last_change, seen = time.monotonic(), -1
+    while time.monotonic() - last_change < quiet_s:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+        if done != seen:
+            last_change, seen = time.monotonic(), done
         time.sleep(0.25)
 
 
@@ -343,8 +370,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, res: dict[str, Any], score: 
         out.errors.append(res["error"])
         return
     value = score(res["metrics"])
-    trial.set_user_attr("row", {"params": res["params"], "metrics": res["metrics"], "worker": worker_tag})
-    study.tell(trial, value)
+    try:
+        trial.set_user_attr("row", {"params": res["params"], "metrics": res["metrics"], "worker": worker_tag})
+        study.tell(trial, value)
+    except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+        out.errors.append(f"trial {trial.number} was finished elsewhere ({exc})")  # e.g. failed as stale
+        out.failed += 1
+        return
     out.completed += 1
     out.last_value = value
 

@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..search import Window, evaluate
 from . import scoring
 from .optuna_search import EarlyStop, SearchOutcome, StudyHandle, open_study, redact, run_search
-from .pool import EvalContext, Evaluator, evaluate_params, resolve_threads
+from .pool import EvalContext, Evaluator, resolve_threads
 from .space import Space, describe
 from .trials import order_rows, study_frame
 
@@ -47,6 +47,7 @@ class Job:
     study_name: str | None = None
     early: EarlyStop | None = None
     progress: bool = True
+    fail_stale_minutes: float | None = None
     to_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     label: dict[str, Any] = field(default_factory=dict)  # extra fingerprint/provenance (data path ...)
 
@@ -102,7 +103,7 @@ def run_job(job: Job) -> JobResult:
             print(f"study {handle.name!r} in {redact(job.storage)} (seed {handle.seed})", file=sys.stderr)
         outcome = run_search(handle, job.space, base_flat, evaluator, job.n_trials,
                              lambda m: scoring.score_metrics(m, basis, job.penalties), job.chunk_size,
-                             job.early, job.progress, tag)
+                             job.early, job.progress, tag, job.fail_stale_minutes)
     frame = study_frame(handle.study, bar_minutes, basis)
     best = None
     if not frame.empty:
@@ -113,7 +114,3 @@ def run_job(job: Job) -> JobResult:
         best = frame.loc[label]
     return JobResult(frame, best, outcome, handle, bar_minutes)
 
-
-def evaluate_row(job: Job, params: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate one parameter set on the job's windows in this process (used by tests/tools)."""
-    return evaluate_params(EvalContext(job.base.flat(), prepare_windows(job), job.to_config), params)
