@@ -20,9 +20,12 @@ def readme_commands() -> list[list[str]]:
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line.replace("$DATA", "data.csv"), comments=True)
+            line = re.sub(r"\$[a-z_]+", "1", line.replace("$DATA", "data.csv"))  # shell variables
+            words = shlex.split(line, comments=True)
             while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefixes
                 words.pop(0)
+            if "..." in words:
+                continue  # an elided example ("optimizer_cli.py ... --sampler cmaes")
             if len(words) > 1 and PYTHON.match(words[0]):
                 if words[1] == "-m" and not words[2].startswith("ethbtc"):
                     continue  # python -m http.server, pytest...

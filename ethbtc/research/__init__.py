@@ -1,0 +1,12 @@
+"""Research workflow internals behind optimizer_cli.py, wf_pick.py and multi_interval_opt.py.
+
+- ``space``         -- search spaces: defaults, ``--search-space`` JSON, focusing, Optuna suggestions
+- ``scoring``       -- robust score per trial and the top-quantile selection rule
+- ``pool``          -- evaluating trials on several processes that inherit the prepared data
+- ``optuna_search`` -- study, sampler, storage, batched ask/tell loop, early stop, Ctrl-C
+- ``trials``        -- trial rows -> CSV/Excel frames, emitted configs with provenance
+- ``families``      -- wf_pick's parameter families: bucketing, cost filters, ranking
+- ``walkforward``   -- rolling train/test folds, per-fold re-optimisation, stitched OOS equity
+- ``overfit``       -- probability of backtest overfitting (CSCV) and the deflated Sharpe ratio
+- ``intervals``     -- OHLCV resampling and the bar-count scaling rule across intervals
+"""
