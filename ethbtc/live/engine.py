@@ -108,7 +108,7 @@ class Engine:
         self.filters = self.market.filters()
         self.runner = OrderRunner(self.account, self.market.book, self.filters, self.ledger, self.clock, self.stop,
                                   ttl_sec=self.opts.ttl_sec, taker_fallback=self.opts.taker_fallback,
-                                  poll_sec=min(self.opts.poll_sec, 1.0))
+                                  poll_sec=self.opts.poll_sec)
         state = self.store.load()
         ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
         if state is None:

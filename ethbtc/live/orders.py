@@ -97,7 +97,7 @@ class OrderRunner:
         self.stop = stop
         self.ttl = ttl_sec
         self.fallback = taker_fallback
-        self.poll = max(min(poll_sec, ttl_sec / 5.0), 0.01)
+        self.poll = min(poll_sec, max(ttl_sec / 10.0, 0.05))  # order-status checks while an order rests
         self.on_order: Callable[[OrderInfo, str], None] | None = None  # metrics hook (order, kind)
         self.on_fill: Callable[[Fill], None] | None = None
 
@@ -139,7 +139,7 @@ class OrderRunner:
                     ex.notes.append(f"{cid} would take at {price}; re-pricing")
                     continue
                 failpoints.hit("after_order_placed")
-                ex.qty_ordered += qty
+                ex.qty_ordered = qty
                 info = self._rest(info)
                 self._account_fills(info, bar_open_ms, ex)
                 remaining = wanted - ex.qty_filled
@@ -184,7 +184,7 @@ class OrderRunner:
         failpoints.hit("before_order_sent")
         info = self.account.place_order(cid, side, "MARKET", qty)
         failpoints.hit("after_order_placed")
-        ex.qty_ordered += qty
+        ex.qty_ordered = ex.qty_ordered or qty  # the bar's order size is its first order's
         if self.on_order is not None:
             self.on_order(info, "market")
         self._account_fills(info, bar_open_ms, ex)
@@ -233,7 +233,7 @@ class OrderRunner:
         """Append any fills of our (closed) orders missing from the ledger; returns how many."""
         before = len(self.ledger.trade_ids)
         for info in orders:
-            if info.executed_qty > 0 and not info.is_open:
+            if info.executed_qty > self.ledger.qty_by_order.get(info.order_id, Decimal(0)) and not info.is_open:
                 self._account_fills(info, bar_of(info.client_id), None)
         return len(self.ledger.trade_ids) - before
 
