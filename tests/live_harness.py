@@ -7,6 +7,7 @@ market); subprocess tests run ``live_executor.py`` itself (:func:`executor_cmd`)
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ethbtc.config import Config, load_config
+from ethbtc.config import Config, build_config, load_config
 from ethbtc.live.engine import Engine
 from ethbtc.live.replay import drive, next_bar, sim_engine
 from ethbtc.sim import SimServer, SymbolRules
@@ -29,6 +30,26 @@ RULES_2020 = SymbolRules(tick_size=Decimal("0.000001"), min_price=Decimal("0.000
                          min_qty=Decimal("0.001"), min_notional=Decimal("0.0001"))
 REAL_15M = "ETHBTC_15m_2020-02_2020-10.freqtrade.json"
 __all__ = ["drive", "next_bar"]
+
+
+# A config that trades often on the simulator's random-walk candles (make_candles): short windows, no
+# cooldown or gate, half steps -- roughly one bar in three trades. Execution knobs sized for fast replays.
+ACTIVE: dict[str, Any] = {
+    "trend_kind": "sma", "trend_lookback": 12, "flip_band_entry": 0.004, "flip_band_exit": 0.001, "vol_window": 12,
+    "cooldown_minutes": 0, "step_allocation": 0.5, "max_position": 1.0, "rebalance_threshold_w": 0.02,
+    "bar_interval_minutes": 15, "basis_btc": 1.0, "min_trade_btc": 0.001, "maker_fee": 0.001, "taker_fee": 0.001,
+    "slippage_bps": 0.0, "pay_fees_in_bnb": False, "ttl_sec": 60.0, "poll_sec": 5.0, "taker_fallback": True,
+}
+
+
+def active_config(**overrides: Any) -> Config:
+    return build_config(ACTIVE, overrides)
+
+
+def write_params(folder: Path, **overrides: Any) -> Path:
+    path = folder / "params.json"
+    path.write_text(json.dumps(ACTIVE | overrides))
+    return path
 
 
 def parity_config(**overrides: Any) -> Config:
