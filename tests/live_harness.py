@@ -22,9 +22,10 @@ from ethbtc.config import Config, build_config, load_config
 from ethbtc.live.engine import Engine
 from ethbtc.live.replay import drive, next_bar, sim_engine
 from ethbtc.sim import SimServer, SymbolRules
+from tests.sim_fixtures import SIM_KEY, SIM_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY, SECRET = "live-test-key", "live-test-secret"
+KEY, SECRET = SIM_KEY, SIM_SECRET  # what the sim fixtures accept
 # ETHBTC's filters in 2020 (the real-data replay period): tick 1e-6, step 0.001, min notional 0.0001 BTC
 RULES_2020 = SymbolRules(tick_size=Decimal("0.000001"), min_price=Decimal("0.000001"), step_size=Decimal("0.001"),
                          min_qty=Decimal("0.001"), min_notional=Decimal("0.0001"))
