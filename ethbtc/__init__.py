@@ -18,6 +18,8 @@ Where things live (each module states its purpose in its first lines):
 - ``health``      -- ``HealthState``: loop liveness behind /health
 - ``metrics_server`` -- /metrics + /health HTTP server thread; ``healthcheck`` -- Docker probe
 - ``logs``        -- logging setup for every script: --log-json, -v/-vv, secret redaction
+- ``live``        -- the live executor behind ``live_executor.py`` (SPEC R30-R34)
+- ``sim``         -- the paper exchange (local Binance Spot simulator)
 """
 
 __version__ = "0.1.0"

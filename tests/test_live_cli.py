@@ -132,7 +132,7 @@ def test_dry_mode_never_sends_an_order_and_serves_metrics(sim_factory: Factory, 
     assert 'ethbtc_build_info{interval="15m",mode="dry",symbol="ETHBTC"' in metrics
     assert "ethbtc_fills_total" in metrics and "ethbtc_api_request_duration_seconds_count" in metrics
     assert json.loads(health)["mode"] == "dry"
-    assert "PnL" in out and out.strip().splitlines()[-1].startswith("session (dry, ETHBTC): 80 bars")
+    assert "PnL" in out and out.strip().splitlines()[-1].startswith("session (dry, ETHBTC): 80 bars acted on")
     state = StateStore(fast_dir / "state.json").load()
     assert state is not None and state.session_start_w == 1.0 and state.paper is not None
 
