@@ -209,3 +209,11 @@ def test_dotenv_is_read_before_flags(fast_dir: Path) -> None:
     assert "live refuses" in one_line_error(run(base_args(fast_dir), env))  # MODE and URL came from the file
     assert "testnet refuses" in one_line_error(run(base_args(fast_dir, "--mode", "testnet"),
                                                    env | {"BINANCE_BASE_URL": "https://api.binance.com"}))
+
+
+def test_an_interval_the_exchange_does_not_serve_is_refused_at_start(sim: SimServer, fast_dir: Path) -> None:
+    params = write_params(fast_dir, bar_interval_minutes=60)  # the simulator replays 15m candles
+    line = one_line_error(run(["--params", str(params), "--state", str(fast_dir / "state.json"), "--mode", "testnet",
+                               "--metrics-port", "0", "--once"], executor_env(sim)))
+    assert "ETHBTC 1h" in line and "-1120" in line
+    assert not (fast_dir / "state.json").exists()

@@ -114,7 +114,13 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
     return cfg, interval
 
 
-def connect(mode: str, url: str, symbol: str, args: argparse.Namespace) -> Exchange:
+class ExchangeUnavailable(UserError):
+    """The exchange kept failing where the executor cannot go on (exit code 1, not a usage error)."""
+
+    exit_code = 1
+
+
+def connect(mode: str, url: str, symbol: str, interval: str, args: argparse.Namespace) -> Exchange:
     key, secret = os.environ.get("BINANCE_KEY", "").strip(), os.environ.get("BINANCE_SECRET", "").strip()
     if mode != "dry" and not (key and secret):
         raise UserError(f"--mode {mode} needs BINANCE_KEY and BINANCE_SECRET (environment or .env)")
@@ -123,8 +129,9 @@ def connect(mode: str, url: str, symbol: str, args: argparse.Namespace) -> Excha
     try:
         ex.sync_time()
         ex.filters()
+        ex.klines(interval, limit=2)
     except ExchangeError as exc:
-        raise UserError(f"cannot use {url} for {symbol}: {exc}") from None
+        raise UserError(f"cannot use {url} for {symbol} {interval}: {exc}") from None
     if mode != "dry":
         try:
             ex.balances()  # a signed read: wrong keys fail here, in the first seconds
@@ -155,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         lock = InstanceLock(state_path).acquire()
         stack.callback(lock.release)
-        market = connect(mode, url, args.symbol, args)
+        market = connect(mode, url, args.symbol, interval, args)
         store = StateStore(state_path)
         saved = store.load()
         account: Any = market
@@ -174,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if paper is not None:
             engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
         quote = market.filters().quote
-        engine.on_bar.append(lambda r: log.info("%s", heartbeat(r, quote)))
+        engine.on_bar.append(lambda r: log.log(logging.DEBUG if r.catchup else logging.INFO, "%s", heartbeat(r, quote)))
         metrics = BotMetrics()
         health = HealthState(mode, opts.interval_ms / 1000.0)
         Monitor(engine, metrics, health, level_bar=args.verbose >= 1)
@@ -185,11 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(health.mark_stopped)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
-        state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
-        if args.once:
-            engine.poll_once()
-        else:
-            engine.run()
+        try:
+            state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+            if args.once:
+                engine.poll_once()
+            else:
+                engine.run()
+        except ExchangeError as exc:
+            raise ExchangeUnavailable(f"exchange error ({exc}); the state is saved and an interrupted bar "
+                                      "is reconciled at the next start") from None
         if stop.is_set():
             log.info("stop requested: in-flight order finished or cancelled, state saved")
         engine.save()
