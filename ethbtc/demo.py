@@ -2,11 +2,14 @@
 
 Stages: generate sample candles -> backtest the example config (CSV, JSON, Excel) ->
 small optimisation -> research workflow (optimizer_cli on two splits -> wf_pick -> backtest
-the pick). Later stages (pick, paper trading) append themselves to ``STAGES``.
+the pick) -> paper trading (exchange simulator + live executor). Later stages append
+themselves to ``STAGES``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +58,40 @@ def stage_research(eth: Path, bnb: Path) -> None:
         "--config", str(OUT / "research_pick.json"), "--json-out", str(OUT / "research_pick_summary.json"))
 
 
-STAGES = [stage_backtest, stage_optimize, stage_research]
+
+def stage_paper_trading(eth: Path, bnb: Path) -> None:
+    """The live executor (testnet mode) trading the local exchange simulator on accelerated sample bars."""
+    folder = OUT / "paper"
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh paper session each demo run
+    folder.mkdir(parents=True)
+    sim_argv = ["-m", "ethbtc.sim", "--data", str(eth), "--port", "0", "--speed", "8", "--start", "2023-06-01",
+                "--btc", "0.16", "--api-key", "demo-key", "--api-secret", "demo-secret"]
+    bot_argv = ["live_executor.py", "--params", "configs/prod_live.json", "--mode", "testnet",
+                "--state", str(folder / "state.json"), "--poll-sec", "0.05", "--ttl-sec", "0.04", "--taker-fallback",
+                "--max-bars", "200", "--metrics-port", "0"]
+    print(f"\n=== Paper trading: exchange simulator + live executor, 200 accelerated 15m bars\n"
+          f"$ python {' '.join(sim_argv)}\n$ python {' '.join(bot_argv)}", flush=True)
+    sim = subprocess.Popen([sys.executable, *sim_argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert sim.stdout is not None
+        url = sim.stdout.readline().split()[-1]
+        env = {**os.environ, "BINANCE_BASE_URL": url, "BINANCE_KEY": "demo-key", "BINANCE_SECRET": "demo-secret",
+               "DOTENV_PATH": os.devnull}
+        with open(folder / "executor.log", "w") as log:
+            bot = subprocess.run([sys.executable, *bot_argv], env=env, stdout=subprocess.PIPE, stderr=log,
+                                 text=True, check=False)
+        beats = [ln for ln in (folder / "executor.log").read_text().splitlines() if " bar " in ln]
+        print("\n".join(ln.split("ethbtc.live: ", 1)[-1] for ln in beats[-3:]))
+        print(f"(every heartbeat in {folder / 'executor.log'}, fills in {folder / 'trades_log.csv'})")
+        print(bot.stdout.strip(), flush=True)
+        if bot.returncode != 0:
+            raise subprocess.CalledProcessError(bot.returncode, [sys.executable, *bot_argv])
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+STAGES = [stage_backtest, stage_optimize, stage_research, stage_paper_trading]
 
 
 def main() -> int:

@@ -8,10 +8,10 @@ variables win), so ``MODE``, ``SYMBOL``, ``STATE_FILE``, ``BINANCE_KEY``, ``BINA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +22,10 @@ from dotenv import load_dotenv
 from ..cli import ArgumentParser
 from ..config import Config, load_config
 from ..errors import UserError
+from ..health import HealthState
+from ..logs import add_log_args, setup_logging_from_args
+from ..metrics import BotMetrics
+from ..metrics_server import add_metrics_args, start_from_args
 from ..strategy import EthBtcStrategy
 from ..timeframes import binance_interval, interval_minutes
 from .console import heartbeat, summary
@@ -31,6 +35,7 @@ from .exchange import Exchange
 from .ledger import DecisionJournal, TradeLedger
 from .lock import InstanceLock
 from .modes import resolve_base_url
+from .monitor import Monitor
 from .paper import PaperAccount
 from .state import StateStore
 
@@ -75,7 +80,6 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json", help="state file (R34)")
     p.add_argument("--trades-csv", help="trade ledger (default: trades_log.csv beside the state file)")
     p.add_argument("--decisions-csv", help="per-bar decision journal (default: decisions_log.csv beside the state)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="-v adds the price level bar, -vv debug")
     p.add_argument("--once", action="store_true", help="one iteration (decide any newly closed bar), then exit")
     p.add_argument("--max-bars", type=_count, help="exit after deciding this many bars (rehearsals)")
     p.add_argument("--reset-risk", action="store_true", help="clear a latched drawdown breaker / daily pause")
@@ -83,18 +87,13 @@ def build_parser() -> ArgumentParser:
                    help="allow a new session although the account shows orders of this executor")
     p.add_argument("--http-timeout", type=_positive, default=10.0, help="seconds per HTTP request (10)")
     p.add_argument("--recv-window-ms", type=_count, default=5000, help="recvWindow of signed requests (5000)")
+    add_log_args(p)  # -v (level bar, debug), -vv (also HTTP libraries), --log-json
+    add_metrics_args(p)  # --metrics-port (9109, 0 = off), --metrics-addr
     return p
 
 
 def load_env() -> None:
     load_dotenv(os.environ.get("DOTENV_PATH") or ".env", override=False)
-
-
-def setup_logging(verbosity: int) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbosity >= 2 else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", force=True)
-    for noisy in ("urllib3", "binance"):  # their debug lines carry signed query strings
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
@@ -115,7 +114,13 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
     return cfg, interval
 
 
-def connect(mode: str, url: str, symbol: str, args: argparse.Namespace) -> Exchange:
+class ExchangeUnavailable(UserError):
+    """The exchange kept failing where the executor cannot go on (exit code 1, not a usage error)."""
+
+    exit_code = 1
+
+
+def connect(mode: str, url: str, symbol: str, interval: str, args: argparse.Namespace) -> Exchange:
     key, secret = os.environ.get("BINANCE_KEY", "").strip(), os.environ.get("BINANCE_SECRET", "").strip()
     if mode != "dry" and not (key and secret):
         raise UserError(f"--mode {mode} needs BINANCE_KEY and BINANCE_SECRET (environment or .env)")
@@ -124,8 +129,9 @@ def connect(mode: str, url: str, symbol: str, args: argparse.Namespace) -> Excha
     try:
         ex.sync_time()
         ex.filters()
+        ex.klines(interval, limit=2)
     except ExchangeError as exc:
-        raise UserError(f"cannot use {url} for {symbol}: {exc}") from None
+        raise UserError(f"cannot use {url} for {symbol} {interval}: {exc}") from None
     if mode != "dry":
         try:
             ex.balances()  # a signed read: wrong keys fail here, in the first seconds
@@ -142,16 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = str(args.mode).strip().lower()
     if mode not in MODES:
         raise UserError(f"--mode/MODE must be one of {', '.join(MODES)}, got {args.mode!r}")
-    setup_logging(args.verbose)
+    setup_logging_from_args(args, secrets=[os.environ.get("BINANCE_KEY"), os.environ.get("BINANCE_SECRET")])
     cfg, interval = resolve_config(args)
     url = resolve_base_url(mode, os.environ.get("BINANCE_BASE_URL"))
     state_path = Path(args.state)
     trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
     decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
     strategy = EthBtcStrategy(cfg)
-    lock = InstanceLock(state_path).acquire()
-    try:
-        market = connect(mode, url, args.symbol, args)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):  # finish or cancel the in-flight order, save, exit 0
+            signal.signal(sig, lambda *_: stop.set())
+    with contextlib.ExitStack() as stack:
+        lock = InstanceLock(state_path).acquire()
+        stack.callback(lock.release)
+        market = connect(mode, url, args.symbol, interval, args)
         store = StateStore(state_path)
         saved = store.load()
         account: Any = market
@@ -165,27 +176,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                              poll_sec=cfg.execution.poll_sec, ttl_sec=cfg.execution.ttl_sec,
                              taker_fallback=cfg.execution.taker_fallback, history_bars=history,
                              max_bars=1 if args.once else args.max_bars)
-        stop = threading.Event()
         engine = Engine(strategy, market, account, store, TradeLedger(trades_csv), DecisionJournal(decisions_csv),
                         opts, stop=stop)
         if paper is not None:
             engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
         quote = market.filters().quote
-        engine.on_bar.append(lambda r: log.info("%s", heartbeat(r, quote)))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        engine.on_bar.append(lambda r: log.log(logging.DEBUG if r.catchup else logging.INFO, "%s", heartbeat(r, quote)))
+        metrics = BotMetrics()
+        health = HealthState(mode, opts.interval_ms / 1000.0)
+        Monitor(engine, metrics, health, level_bar=args.verbose >= 1)
+        server = start_from_args(args, metrics.registry, health)
+        if server is not None:
+            stack.callback(server.stop)
+            log.info("metrics and health on %s/metrics and %s/health", server.url, server.url)
+        stack.callback(health.mark_stopped)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
-        state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
-        if args.once:
-            engine.poll_once()
-        else:
-            engine.run()
+        try:
+            state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+            if args.once:
+                engine.poll_once()
+            else:
+                engine.run()
+        except ExchangeError as exc:
+            raise ExchangeUnavailable(f"exchange error ({exc}); the state is saved and an interrupted bar "
+                                      "is reconciled at the next start") from None
         if stop.is_set():
             log.info("stop requested: in-flight order finished or cancelled, state saved")
         engine.save()
         wealth = engine.wealth_of(account.balances())[2]
         print(summary(state, wealth, len(engine.ledger.trade_ids), engine.bars_this_run, quote), flush=True)
         return 0
-    finally:
-        lock.release()

@@ -34,6 +34,6 @@ def heartbeat(r: BarReport, quote: str = "BTC") -> str:
 def summary(state: LiveState, wealth: float, trades: int, bars: int, quote: str = "BTC") -> str:
     pnl = wealth - state.session_start_w
     pct = pnl / state.session_start_w * 100 if state.session_start_w > 0 else 0.0
-    return (f"session ({state.mode}, {state.symbol}): {bars} bars decided this run, {state.bars_decided} in total, "
+    return (f"session ({state.mode}, {state.symbol}): {bars} bars acted on this run, {state.bars_decided} decided in all, "
             f"{trades} fills in the ledger; W {state.session_start_w:.8f} -> {wealth:.8f} {quote}, "
             f"PnL {pnl:+.8f} {quote} ({pct:+.2f}%)")

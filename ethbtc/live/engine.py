@@ -98,7 +98,12 @@ class Engine:
         self.filters: SymbolFilters | None = None
         self.runner: OrderRunner | None = None
         self.bars_this_run = 0
-        self.on_bar: list[Callable[[BarReport], None]] = []
+        self.last_balances: dict[str, tuple[Decimal, Decimal]] = {}
+        self.on_bar: list[Callable[[BarReport], None]] = []  # heartbeat, metrics
+        self.on_tick: list[Callable[[], None]] = []  # every loop iteration (liveness)
+        self.on_error: list[Callable[[str], None]] = []
+        self.on_order: Callable[[Any, str, float, bool], None] | None = None  # passed to the OrderRunner
+        self.on_fill: Callable[[Any], None] | None = None
         self.save_hooks: list[Callable[[LiveState], None]] = []  # e.g. the paper wallet
 
     # -- start-up ----------------------------------------------------------------------------------
@@ -108,7 +113,8 @@ class Engine:
         self.filters = self.market.filters()
         self.runner = OrderRunner(self.account, self.market.book, self.filters, self.ledger, self.clock, self.stop,
                                   ttl_sec=self.opts.ttl_sec, taker_fallback=self.opts.taker_fallback,
-                                  poll_sec=min(self.opts.poll_sec, 1.0))
+                                  poll_sec=self.opts.poll_sec)
+        self.runner.on_order, self.runner.on_fill = self.on_order, self.on_fill
         state = self.store.load()
         ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
         if state is None:
@@ -187,6 +193,10 @@ class Engine:
                 self.poll_once()
             except ExchangeError as exc:
                 log.error("exchange trouble, will retry: %s", exc)
+                for hook in self.on_error:
+                    hook(str(exc))
+            for tick in self.on_tick:
+                tick()
             if self.opts.max_bars is not None and self.bars_this_run >= self.opts.max_bars:
                 log.info("decided %d bars (--max-bars); stopping", self.bars_this_run)
                 break
@@ -215,7 +225,7 @@ class Engine:
         if st.last_bar_open_ms is None:
             new = new[-1:]  # a fresh session starts deciding at the newest closed bar
         reports: list[BarReport] = []
-        balances = self.account.balances()
+        balances = self.last_balances = self.account.balances()
         btc, eth, _ = self.wealth_of(balances)
         extra = self._extra_wealth(balances)
         if len(new) > 1:
@@ -243,6 +253,8 @@ class Engine:
         arr = st.kernel_array()
         d = self.strategy.step(arr, df, btc, eth, extra)
         bar = d.bar_open_ms
+        if st.session_start_price is None:
+            st.session_start_price = d.close
         st.set_kernel(arr)
         st.last_bar_open_ms = bar
         st.last_bar_close = utc_iso(bar + self.opts.interval_ms)
@@ -276,7 +288,8 @@ class Engine:
                     final = "exchange_error"
                 st.pending = None
                 st.open_order_ids = []
-                btc, eth, _ = self.wealth_of(self.account.balances())
+                self.last_balances = self.account.balances()
+                btc, eth, _ = self.wealth_of(self.last_balances)
         st.fills = len(self.ledger.trade_ids)
         report = self._report(d, final, btc, eth, execution=ex)
         st.last_decision = _journal_record(report)

@@ -145,7 +145,8 @@ class Exchange:
         self.used_weight = 0
         self.weight_limit = 6000
         self.throttle_until = 0.0  # monotonic time before which the bar loop should not poll
-        self.on_request: Callable[[str, float, str], None] | None = None  # (endpoint, seconds, outcome)
+        # metrics hook: (path, seconds, None or error code such as '-2010', 'http_503', 'timeout')
+        self.on_request: Callable[[str, float, str | None], None] | None = None
         self._filters: SymbolFilters | None = None
 
     # -- the request wrapper ----------------------------------------------------------------
@@ -174,7 +175,7 @@ class Exchange:
                     continue
                 raise self._client_error(endpoint, exc) from None
             except ServerError as exc:
-                self._report(endpoint, t0, str(exc.status_code))
+                self._report(endpoint, t0, f"http_{exc.status_code}")
                 last = f"HTTP {exc.status_code}"
                 if not idempotent:
                     raise OutcomeUnknown(f"{endpoint}: HTTP {exc.status_code}, outcome unknown",
@@ -198,7 +199,7 @@ class Exchange:
 
     def _report(self, endpoint: str, t0: float, outcome: str) -> None:
         if self.on_request is not None:
-            self.on_request(endpoint, time.monotonic() - t0, outcome)
+            self.on_request(endpoint.split(" ")[-1], time.monotonic() - t0, None if outcome == "ok" else outcome)
 
     def _retry_after(self, headers: Any, attempt: int) -> float:
         try:
@@ -250,7 +251,7 @@ class Exchange:
     def sync_time(self) -> int:
         """Measure the server-clock offset (ms) used by signed requests; returns it."""
         t0 = time.time()
-        server = int(self.call("time", self.client.time)["serverTime"])
+        server = int(self.call("GET /api/v3/time", self.client.time)["serverTime"])
         t1 = time.time()
         self.client.time_offset_ms = int(server - (t0 + t1) * 500)
         return self.client.time_offset_ms
@@ -261,7 +262,7 @@ class Exchange:
 
     def filters(self, refresh: bool = False) -> SymbolFilters:
         if self._filters is None or refresh:
-            info = self.call("exchangeInfo", self.client.exchange_info, symbol=self.symbol)
+            info = self.call("GET /api/v3/exchangeInfo", self.client.exchange_info, symbol=self.symbol)
             for lim in info.get("rateLimits", []):
                 if lim.get("rateLimitType") == "REQUEST_WEIGHT" and lim.get("interval") == "MINUTE":
                     self.weight_limit = int(lim.get("limit", 6000)) * int(lim.get("intervalNum", 1))
@@ -271,34 +272,34 @@ class Exchange:
     # -- market data (public) ----------------------------------------------------------------
     def klines(self, interval: str, *, start_ms: int | None = None, end_ms: int | None = None,
                limit: int = 1000) -> list[list[Any]]:
-        rows = self.call("klines", self.client.klines, self.symbol, interval, startTime=start_ms, endTime=end_ms,
+        rows = self.call("GET /api/v3/klines", self.client.klines, self.symbol, interval, startTime=start_ms, endTime=end_ms,
                          limit=limit)
         if not isinstance(rows, list):
-            raise ExchangeError("klines: unexpected reply from the exchange")
+            raise ExchangeError("GET /api/v3/klines: unexpected reply from the exchange")
         return rows
 
     def book(self) -> tuple[Decimal, Decimal]:
         """Best bid and ask."""
-        t = self.call("bookTicker", self.client.book_ticker, symbol=self.symbol)
+        t = self.call("GET /api/v3/ticker/bookTicker", self.client.book_ticker, symbol=self.symbol)
         bid, ask = D(t["bidPrice"]), D(t["askPrice"])
         if bid <= 0 or ask <= 0:
             raise ExchangeError(f"book ticker of {self.symbol} is empty (bid {bid}, ask {ask})")
         return bid, ask
 
     def last_price(self, symbol: str | None = None) -> Decimal:
-        t = self.call("tickerPrice", self.client.ticker_price, symbol=symbol or self.symbol)
+        t = self.call("GET /api/v3/ticker/price", self.client.ticker_price, symbol=symbol or self.symbol)
         return D(t["price"])
 
     # -- account (signed) ----------------------------------------------------------------------
     def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         """asset -> (free, locked)."""
-        acct = self.call("account", self.client.account)
+        acct = self.call("GET /api/v3/account", self.client.account)
         return {b["asset"]: (D(b["free"]), D(b["locked"])) for b in acct.get("balances", [])}
 
     def get_order(self, client_id: str) -> OrderInfo | None:
         """The order with this client id, or None when the exchange has none."""
         try:
-            return OrderInfo.from_json(self.call("getOrder", self.client.get_order, self.symbol,
+            return OrderInfo.from_json(self.call("GET /api/v3/order", self.client.get_order, self.symbol,
                                                  origClientOrderId=client_id))
         except UnknownOrder:
             return None
@@ -306,20 +307,20 @@ class Exchange:
     def cancel_order(self, client_id: str) -> OrderInfo | None:
         """Cancel; returns the order's final state (None when unknown). Already closed is fine."""
         try:
-            self.call("cancelOrder", self.client.cancel_order, self.symbol, origClientOrderId=client_id)
+            self.call("DELETE /api/v3/order", self.client.cancel_order, self.symbol, origClientOrderId=client_id)
         except UnknownOrder:
             pass  # filled or cancelled meanwhile (or a retried cancel that went through)
         return self.get_order(client_id)
 
     def open_orders(self) -> list[OrderInfo]:
-        return [OrderInfo.from_json(o) for o in self.call("openOrders", self.client.get_open_orders, self.symbol)]
+        return [OrderInfo.from_json(o) for o in self.call("GET /api/v3/openOrders", self.client.get_open_orders, self.symbol)]
 
     def recent_orders(self, limit: int = 1000) -> list[OrderInfo]:
-        return [OrderInfo.from_json(o) for o in self.call("allOrders", self.client.get_orders, self.symbol,
+        return [OrderInfo.from_json(o) for o in self.call("GET /api/v3/allOrders", self.client.get_orders, self.symbol,
                                                           limit=limit)]
 
     def order_fills(self, order: OrderInfo) -> list[Fill]:
-        rows = self.call("myTrades", self.client.my_trades, self.symbol, orderId=order.order_id, limit=1000)
+        rows = self.call("GET /api/v3/myTrades", self.client.my_trades, self.symbol, orderId=order.order_id, limit=1000)
         return [Fill(trade_id=int(t["id"]), order_id=int(t["orderId"]), client_id=order.client_id,
                      side="BUY" if t.get("isBuyer") else "SELL", price=D(t["price"]), qty=D(t["qty"]),
                      quote_qty=D(t["quoteQty"]), commission=D(t["commission"]),
@@ -335,7 +336,7 @@ class Exchange:
         for _ in range(4):
             sent = time.monotonic()
             try:
-                return OrderInfo.from_json(self.call("newOrder", self.client.new_order, self.symbol, side, type_,
+                return OrderInfo.from_json(self.call("POST /api/v3/order", self.client.new_order, self.symbol, side, type_,
                                                      idempotent=False, **params))
             except DuplicateOrder:
                 found = self.get_order(client_id)
@@ -349,7 +350,7 @@ class Exchange:
                 log.info("order %s was executed by the exchange (status %s)", client_id, found.status)
                 return found
             log.warning("order %s never reached the exchange; sending it again with the same id", client_id)
-        raise OutcomeUnknown(f"newOrder {client_id}: no definite answer after 4 tries")
+        raise OutcomeUnknown(f"POST /api/v3/order {client_id}: no definite answer after 4 tries")
 
     def _lookup_after_unknown(self, client_id: str, sent: float) -> OrderInfo | None:
         found = self.get_order(client_id)

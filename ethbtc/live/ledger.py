@@ -17,6 +17,7 @@ import io
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,14 @@ class _AppendOnlyCsv:
 class TradeLedger(_AppendOnlyCsv):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path, TRADE_COLUMNS)
-        self.trade_ids = {row["trade_id"] for row in self.rows()}
+        self.trade_ids: set[str] = set()
+        self.qty_by_order: dict[int, Decimal] = {}
+        for row in self.rows():
+            self._index(row["trade_id"], int(row["order_id"]), Decimal(row["qty"]))
+
+    def _index(self, trade_id: str, order_id: int, qty: Decimal) -> None:
+        self.trade_ids.add(trade_id)
+        self.qty_by_order[order_id] = self.qty_by_order.get(order_id, Decimal(0)) + qty
 
     def append(self, fill: Fill, bar_open_ms: int | None) -> bool:
         """Write one fill; False when its trade id is already in the ledger."""
@@ -88,7 +96,7 @@ class TradeLedger(_AppendOnlyCsv):
                           fill.order_type, fill.order_id, fill.client_id, fill.trade_id, fmt(fill.qty),
                           fmt(fill.price), fmt(fill.quote_qty), fmt(fill.commission), fill.commission_asset,
                           int(fill.is_maker), fill.time, bar_open_ms if bar_open_ms is not None else ""])
-        self.trade_ids.add(key)
+        self._index(key, fill.order_id, fill.qty)
         return True
 
 

@@ -97,8 +97,9 @@ class OrderRunner:
         self.stop = stop
         self.ttl = ttl_sec
         self.fallback = taker_fallback
-        self.poll = max(min(poll_sec, ttl_sec / 5.0), 0.01)
-        self.on_order: Callable[[OrderInfo, str], None] | None = None  # metrics hook (order, kind)
+        self.poll = min(poll_sec, max(ttl_sec / 10.0, 0.05))  # order-status checks while an order rests
+        # metrics hooks: an order's final state (order, 'limit_maker'|'market', seconds, cancelled after ttl)
+        self.on_order: Callable[[OrderInfo, str, float, bool], None] | None = None
         self.on_fill: Callable[[Fill], None] | None = None
 
     # -- sizing ----------------------------------------------------------------------------------
@@ -133,14 +134,15 @@ class OrderRunner:
                 cid = client_id(symbol, bar_open_ms, side, "L", attempt)
                 record(cid)
                 failpoints.hit("before_order_sent")
+                sent = self.clock.monotonic()
                 try:
                     info = self.account.place_order(cid, side, "LIMIT_MAKER", qty, price)
                 except WouldTake:
                     ex.notes.append(f"{cid} would take at {price}; re-pricing")
                     continue
                 failpoints.hit("after_order_placed")
-                ex.qty_ordered += qty
-                info = self._rest(info)
+                ex.qty_ordered = qty
+                info = self._rest(info, sent)
                 self._account_fills(info, bar_open_ms, ex)
                 remaining = wanted - ex.qty_filled
                 break
@@ -153,19 +155,20 @@ class OrderRunner:
             ex.notes.append(str(exc))
         return ex
 
-    def _rest(self, info: OrderInfo) -> OrderInfo:
+    def _rest(self, info: OrderInfo, sent: float) -> OrderInfo:
         """Wait for a resting order until filled, ttl or stop; cancel what is left open."""
-        deadline = self.clock.monotonic() + self.ttl
+        deadline = sent + self.ttl
         while info.is_open and not self.stop.is_set():
             left = deadline - self.clock.monotonic()
             if left <= 0:
                 break
             self.clock.sleep(min(self.poll, left))
             info = self.account.get_order(info.client_id) or info
-        if info.is_open:
+        cancelled = info.is_open
+        if cancelled:
             info = self.account.cancel_order(info.client_id) or info
         if self.on_order is not None:
-            self.on_order(info, "limit_maker")
+            self.on_order(info, "limit_maker", self.clock.monotonic() - sent, cancelled)
         return info
 
     def _market(self, symbol: str, bar_open_ms: int, side: str, remaining: Decimal,
@@ -182,11 +185,12 @@ class OrderRunner:
         cid = client_id(symbol, bar_open_ms, side, "M", 0)
         record(cid)
         failpoints.hit("before_order_sent")
+        sent = self.clock.monotonic()
         info = self.account.place_order(cid, side, "MARKET", qty)
         failpoints.hit("after_order_placed")
-        ex.qty_ordered += qty
+        ex.qty_ordered = ex.qty_ordered or qty  # the bar's order size is its first order's
         if self.on_order is not None:
-            self.on_order(info, "market")
+            self.on_order(info, "market", self.clock.monotonic() - sent, False)
         self._account_fills(info, bar_open_ms, ex)
 
     def _account_fills(self, info: OrderInfo, bar_open_ms: int, ex: Execution | None) -> list[Fill]:
@@ -233,7 +237,7 @@ class OrderRunner:
         """Append any fills of our (closed) orders missing from the ledger; returns how many."""
         before = len(self.ledger.trade_ids)
         for info in orders:
-            if info.executed_qty > 0 and not info.is_open:
+            if info.executed_qty > self.ledger.qty_by_order.get(info.order_id, Decimal(0)) and not info.is_open:
                 self._account_fills(info, bar_of(info.client_id), None)
         return len(self.ledger.trade_ids) - before
 

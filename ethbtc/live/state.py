@@ -58,6 +58,7 @@ class LiveState(BaseModel):
     created_at: str
     session_start_w: float
     session_start_time: str
+    session_start_price: float | None = None  # close of the first decided bar (the ETH-HODL line)
     last_bar_open_ms: int | None = None
     last_bar_close: str | None = None
     kernel: dict[str, float | None]
