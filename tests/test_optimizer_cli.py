@@ -92,23 +92,24 @@ def test_emitted_config_loads_unchanged_and_backtests_to_the_reported_figures(ro
     assert (tmp_path / "t.xlsx").stat().st_size > 0
 
 
-def test_two_workers_on_one_journal_produce_exactly_the_requested_distinct_trials(root, data, tmp_path):
-    journal = tmp_path / "study.journal"
-    args = ["--data", data[0], *WINDOWS, "--n-random", 300, "--threads", 1, "--chunk-size", 4,
-            "--storage", journal, "--study-name", "shared", "--seed", 11, "--no-progress"]
+@pytest.mark.parametrize("kind, n", [("journal", 300), ("sqlite", 120)])
+def test_two_workers_on_one_storage_produce_exactly_the_requested_distinct_trials(root, data, tmp_path, kind, n):
+    url = str(tmp_path / "study.journal") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["--data", data[0], *WINDOWS, "--n-random", n, "--threads", 1, "--chunk-size", 4,
+            "--storage", url, "--study-name", "shared", "--seed", 11, "--no-progress"]
     procs = [start(root, *args, "--out", tmp_path / f"w{i}.csv") for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url)) if kind == "journal" else url
+    study = optuna.load_study(study_name="shared", storage=storage)
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(done) == 300
+    assert len(done) == n
     assert not study.get_trials(states=(TrialState.RUNNING,))
-    assert len({json.dumps(t.params, sort_keys=True) for t in done}) == 300
+    assert len({json.dumps(t.params, sort_keys=True) for t in done}) == n
     workers = {t.user_attrs["row"]["worker"] for t in done}
     assert len(workers) == 2, "both processes should have evaluated trials"
     for i in range(2):  # each writes the whole study
-        assert len(pd.read_csv(tmp_path / f"w{i}.csv")) == 300
+        assert len(pd.read_csv(tmp_path / f"w{i}.csv")) == n
 
 
 def test_sigint_stops_cleanly_and_still_writes_results(root, data, tmp_path):

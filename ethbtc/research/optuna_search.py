@@ -112,7 +112,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         return None
     try:
         if "://" in url:
-            return optuna.storages.get_storage(url)
+            return _rdb_storage(url)
         path = Path(url)
         if path.is_dir():
             raise UserError(f"--storage {url}: is a directory; give a journal file path or a database URL")
@@ -128,6 +128,18 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     except Exception as exc:  # noqa: BLE001 - any storage failure is the user's URL/database
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"--storage {redact(url)}: cannot open storage ({first})") from None
+
+
+def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.BaseStorage:
+    """Open a database storage; retry while another worker is creating the schema right now."""
+    for i in range(attempts):
+        try:
+            return optuna.storages.get_storage(url)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.2 * (i + 1) + secrets.randbelow(100) / 1000)
+    raise AssertionError("unreachable")
 
 
 def redact(url: str | None) -> str | None:
