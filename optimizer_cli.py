@@ -27,8 +27,8 @@ import pandas as pd
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.research import cli_common as C
-from ethbtc.research.optuna_search import redact
 from ethbtc.research.runner import Job, JobResult, run_job
+from ethbtc.research.study import redact
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
 
 SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",
