@@ -67,8 +67,8 @@ def test_resampled_real_15m_matches_binance_1h(shared_data):
 
 
 @given(lookback=st.integers(1, 2000), vol=st.integers(2, 2000), step=st.floats(0.01, 1.0),
-       m=st.sampled_from([5, 15, 30, 60, 240]), hours=st.integers(1, 48))
-def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, hours):
+       m=st.sampled_from([5, 15, 30, 60, 240]), bars=st.integers(1, 48))
+def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, bars):
     ref = 15
     p = scale_params({"trend_lookback": lookback, "vol_window": vol, "step_allocation": step,
                       "cooldown_minutes": 240, "gate_window_days": 7}, ref, m)
@@ -76,9 +76,9 @@ def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, hours):
     assert abs(p["vol_window"] * m - vol * ref) <= m / 2 or p["vol_window"] == 2
     assert p["cooldown_minutes"] == 240 and p["gate_window_days"] == 7
     assert 0 < p["step_allocation"] <= 1
-    # after the same number of hours the remaining gap to target is the same on both intervals
-    left_ref = (1 - step) ** (hours * 60 / ref)
-    left_m = (1 - p["step_allocation"]) ** (hours * 60 / m)
+    # after the same time (whole bars of m) the remaining gap to target is the same on both intervals
+    left_ref = (1 - step) ** (bars * m / ref)
+    left_m = (1 - p["step_allocation"]) ** bars
     assert left_m == pytest.approx(left_ref, rel=1e-4, abs=1e-9)
 
 
