@@ -113,7 +113,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         raise
     except ImportError as exc:
         raise UserError(f"--storage {redact(url)}: database driver missing ({exc}); for PostgreSQL "
-                        "pip install psycopg2-binary") from None
+                        "pip install 'psycopg[binary]' and use postgresql+psycopg://...") from None
     except Exception as exc:  # noqa: BLE001 - any storage failure is the user's URL/database
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"--storage {redact(url)}: cannot open storage ({first})") from None
