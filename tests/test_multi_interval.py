@@ -112,6 +112,15 @@ def test_cli_resamples_optimises_each_interval_and_emits_matching_configs(root, 
     assert bt.returncode == 0, bt.stderr
     best = summary.set_index("interval").loc["1h"]
     assert json.loads((tmp_path / "s.json").read_text())["final_btc"] == pytest.approx(best["test_final_btc"], rel=1e-9)
+    # one file per interval instead of --resample: the same trials, the same results
+    r = run(root, "--data", eth, path, "--train-start", "2022-01-01", "--train-end", "2022-03-15",
+            "--test-start", "2022-03-16", "--test-end", "2022-04-30", "--n-random", 20, "--seed", 2, "--threads", 1,
+            "--out", tmp_path / "sum2.csv")
+    assert r.returncode == 0, r.stderr
+    two = pd.read_csv(tmp_path / "sum2.csv").set_index("interval")
+    assert list(two.index) == ["15m", "1h"]
+    for k in ("trial", "trend_lookback", "test_final_btc", "robust_score"):
+        assert two.loc["1h", k] == pytest.approx(best[k], rel=1e-12)
 
 
 @pytest.mark.parametrize("args, needle", [
