@@ -10,7 +10,7 @@ is the best robust score among the trials with the best test results (--top-quan
         --n-random 1000 --seed 1 --out out/opt.csv --emit-config out/best.json
 
 Persistent / distributed: add --storage sqlite:///out/opt.db (or a journal file path, or
-postgresql://user:pass@host/db) and --study-name NAME. Re-running the same command resumes
+postgresql+psycopg://user@host/db) and --study-name NAME. Re-running the same command resumes
 the study; the same command on other machines with the same database joins it. --n-random
 is the number of completed trials the study should end with. Ctrl-C stops cleanly (exit 130)
 after writing the results of every completed trial.
@@ -27,8 +27,8 @@ import pandas as pd
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.research import cli_common as C
-from ethbtc.research.optuna_search import redact
 from ethbtc.research.runner import Job, JobResult, run_job
+from ethbtc.research.study import redact
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
 
 SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",

@@ -172,6 +172,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
             "folds": {"train_days": args.train_days, "test_days": args.test_days,
                       "step_days": args.step_days or args.test_days, "val_frac": args.val_frac, "n": len(folds)},
             "family": wf.pick_family, "folds_survived": int(surv["folds_survived"]), "oos": stats,
+            "complete": not wf.interrupted,
             "rules": F.rules_dict(rules, pen), **report}
     if args.folds_out:
         write_csv(folds_df, args.folds_out)
@@ -185,7 +186,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
               "OOS equity (daily)": daily.rename("oos_equity").rename_axis("day").reset_index().assign(
                   day=lambda d: d["day"].astype(str))}
     finish(args, base, row_params(rep), candles.interval_minutes, meta, wf.families, sheets, report)
-    return 0
+    return 130 if wf.interrupted else 0
 
 
 def overfit_report(args: argparse.Namespace, base: Config, interval: int | None, reps: list[pd.Series],

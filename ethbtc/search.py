@@ -137,6 +137,7 @@ class Window:
     cache: IndicatorCache
     inputs: KernelInputs | None = None
     _buffers: RunBuffers | None = None
+    _scratch: np.ndarray | None = None
 
     @classmethod
     def of(cls, candles: Candles, bnb_px: np.ndarray | None = None, cache_mb: float = 256.0) -> Window:
@@ -150,6 +151,13 @@ class Window:
             self._buffers = RunBuffers.empty(len(self.candles.df))
         return self._buffers
 
+    @property
+    def scratch(self) -> np.ndarray:
+        """A reusable float array of the window's length."""
+        if self._scratch is None:
+            self._scratch = np.empty(len(self.candles.df))
+        return self._scratch
+
     def run(self, cfg: Config) -> RunArrays:
         """One kernel run of ``cfg`` on this window; arrays are views into reused buffers."""
         strat = EthBtcStrategy(cfg, self.candles.interval_minutes)
@@ -158,52 +166,71 @@ class Window:
 
 
 @njit(cache=True)
-def _path_stats(out_f: np.ndarray, out_i: np.ndarray, ann: float) -> tuple[float, float, float, float, float, float]:
-    """(final, max drawdown, Sharpe, Sortino, time in ETH, mean ETH weight) of one run (R29),
-    in one pass. Bars whose wealth did not change (flat in BTC) contribute a zero log
-    return without computing logs, which is most of the cost saved."""
+def _path_pass(out_f: np.ndarray, out_i: np.ndarray, changed: np.ndarray) -> tuple[int, float, float, float]:
+    """One pass over a run: copies the wealth values that differ from the previous bar into
+    ``changed`` (flat-in-BTC bars repeat it) and returns (count, max drawdown, bars in ETH,
+    sum of ETH weights)."""
     n = out_f.shape[0]
-    peak = out_f[0, K.O_WEALTH]
+    prev = out_f[0, K.O_WEALTH]
+    changed[0] = prev
+    k = 1
+    peak = prev
     max_dd = 0.0
     in_eth = 0
     w_sum = 0.0
-    r_sum = 0.0
-    r_sq = 0.0
-    down = 0.0
-    prev = out_f[0, K.O_WEALTH]
-    prev_log = math.log(prev)
     for t in range(n):
-        w = out_f[t, K.O_WEALTH]
         in_eth += out_i[t, 1] == 1
         w_sum += out_f[t, K.O_WCUR]
+        w = out_f[t, K.O_WEALTH]
         if w == prev:
             continue
+        changed[k] = w
+        k += 1
+        prev = w
         if w > peak:
             peak = w
         else:
             dd = 1.0 - w / peak
             if dd > max_dd:
                 max_dd = dd
-        lw = math.log(w)
-        r = lw - prev_log
-        r_sum += r
-        r_sq += r * r
+    return k, max_dd, float(in_eth), w_sum
+
+
+@njit(cache=True)
+def _return_sums(log_w: np.ndarray) -> tuple[float, float, float]:
+    """(sum, sum of squares, sum of squared negatives) of successive differences."""
+    s = 0.0
+    sq = 0.0
+    down = 0.0
+    for i in range(1, log_w.shape[0]):
+        r = log_w[i] - log_w[i - 1]
+        s += r
+        sq += r * r
         if r < 0:
             down += r * r
-        prev, prev_log = w, lw
-    sharpe = np.nan
-    sortino = np.nan
-    m = n - 1  # number of per-bar returns
+    return s, sq, down
+
+
+def _path_stats(out_f: np.ndarray, out_i: np.ndarray, scratch: np.ndarray,
+                ann: float) -> tuple[float, float, float, float, float, float]:
+    """(final, max drawdown, Sharpe, Sortino, time in ETH, mean ETH weight) of one run (R29).
+    Per-bar log returns are zero while the wealth does not change, so logs (vectorised by
+    numpy) are only taken of the changed values."""
+    n = out_f.shape[0]
+    k, max_dd, in_eth, w_sum = _path_pass(out_f, out_i, scratch)
+    log_w = np.log(scratch[:k], out=scratch[:k])
+    r_sum, r_sq, down = _return_sums(log_w)
+    sharpe = sortino = float("nan")
+    m = n - 1  # number of per-bar returns, zeros included
     if n >= 3:
         mean = r_sum / m
-        var = max(0.0, (r_sq - r_sum * mean) / (m - 1))
-        sd = math.sqrt(var)
+        sd = math.sqrt(max(0.0, (r_sq - r_sum * mean) / (m - 1)))
         downside = math.sqrt(down / m)
         if sd > 0:
             sharpe = mean / sd * ann
         if downside > 0:
             sortino = mean / downside * ann
-    return out_f[n - 1, K.O_WEALTH], max_dd, sharpe, sortino, in_eth / n, w_sum / n
+    return float(out_f[n - 1, K.O_WEALTH]), max_dd, sharpe, sortino, in_eth / n, w_sum / n
 
 
 def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
@@ -215,7 +242,8 @@ def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
     start_w = float(cfg.risk.basis_btc + (cfg.fees.start_bnb * bnb[0] if bnb is not None else 0.0))
     open0, close_last = float(window.inputs.open_[0]), float(window.inputs.close[-1])
     eth_hodl = start_w / open0 * close_last
-    final, max_dd, sharpe, sortino, in_eth, avg_w = _path_stats(a.out_f, a.out_i, math.sqrt(525_600.0 / c.interval_minutes))
+    final, max_dd, sharpe, sortino, in_eth, avg_w = _path_stats(a.out_f, a.out_i, window.scratch,
+                                                                math.sqrt(525_600.0 / c.interval_minutes))
     return {
         "start": str(df.index[0]), "end": str(df.index[-1]), "bars": int(len(df)),
         "interval_minutes": c.interval_minutes,

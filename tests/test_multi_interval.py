@@ -67,8 +67,8 @@ def test_resampled_real_15m_matches_binance_1h(shared_data):
 
 
 @given(lookback=st.integers(1, 2000), vol=st.integers(2, 2000), step=st.floats(0.01, 1.0),
-       m=st.sampled_from([5, 15, 30, 60, 240]), hours=st.integers(1, 48))
-def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, hours):
+       m=st.sampled_from([5, 15, 30, 60, 240]), bars=st.integers(1, 48))
+def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, bars):
     ref = 15
     p = scale_params({"trend_lookback": lookback, "vol_window": vol, "step_allocation": step,
                       "cooldown_minutes": 240, "gate_window_days": 7}, ref, m)
@@ -76,9 +76,9 @@ def test_scaling_keeps_hours_and_approach_speed(lookback, vol, step, m, hours):
     assert abs(p["vol_window"] * m - vol * ref) <= m / 2 or p["vol_window"] == 2
     assert p["cooldown_minutes"] == 240 and p["gate_window_days"] == 7
     assert 0 < p["step_allocation"] <= 1
-    # after the same number of hours the remaining gap to target is the same on both intervals
-    left_ref = (1 - step) ** (hours * 60 / ref)
-    left_m = (1 - p["step_allocation"]) ** (hours * 60 / m)
+    # after the same time (whole bars of m) the remaining gap to target is the same on both intervals
+    left_ref = (1 - step) ** (bars * m / ref)
+    left_m = (1 - p["step_allocation"]) ** bars
     assert left_m == pytest.approx(left_ref, rel=1e-4, abs=1e-9)
 
 
@@ -112,6 +112,15 @@ def test_cli_resamples_optimises_each_interval_and_emits_matching_configs(root, 
     assert bt.returncode == 0, bt.stderr
     best = summary.set_index("interval").loc["1h"]
     assert json.loads((tmp_path / "s.json").read_text())["final_btc"] == pytest.approx(best["test_final_btc"], rel=1e-9)
+    # one file per interval instead of --resample: the same trials, the same results
+    r = run(root, "--data", eth, path, "--train-start", "2022-01-01", "--train-end", "2022-03-15",
+            "--test-start", "2022-03-16", "--test-end", "2022-04-30", "--n-random", 20, "--seed", 2, "--threads", 1,
+            "--out", tmp_path / "sum2.csv")
+    assert r.returncode == 0, r.stderr
+    two = pd.read_csv(tmp_path / "sum2.csv").set_index("interval")
+    assert list(two.index) == ["15m", "1h"]
+    for k in ("trial", "trend_lookback", "test_final_btc", "robust_score"):
+        assert two.loc["1h", k] == pytest.approx(best[k], rel=1e-12)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -24,6 +29,45 @@ WINDOWS = ["--train-start", "2022-01-01", "--train-end", "2022-03-15",
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return ensure_sample(tmp_path_factory.mktemp("sample"), days=120)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away local PostgreSQL server (skips when PostgreSQL or psycopg is not installed)."""
+    pytest.importorskip("psycopg")
+    bins = [Path(p).parent for p in (shutil.which("initdb"), shutil.which("pg_ctl")) if p]
+    bins += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    bindir = next((b for b in bins if (b / "initdb").exists() and (b / "pg_ctl").exists()), None)
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    tmp = Path(tempfile.mkdtemp(prefix="ethbtc_pg_"))
+    if as_user:
+        shutil.chown(tmp, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp / "data"
+    run = lambda *a: subprocess.run([*as_user, *map(str, a)], capture_output=True, text=True, timeout=120)  # noqa: E731
+    if run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "optuna").returncode != 0:
+        pytest.skip("initdb failed")
+    started = run(bindir / "pg_ctl", "-D", data, "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1",
+                  "-l", tmp / "log", "-w", "start")
+    if started.returncode != 0:
+        pytest.skip(f"PostgreSQL did not start: {started.stderr.strip()}")
+    try:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=optuna dbname=postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE optuna")
+        yield f"postgresql+psycopg://optuna@127.0.0.1:{port}/optuna"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cli(root, *args, timeout=300):
@@ -92,23 +136,28 @@ def test_emitted_config_loads_unchanged_and_backtests_to_the_reported_figures(ro
     assert (tmp_path / "t.xlsx").stat().st_size > 0
 
 
-def test_two_workers_on_one_journal_produce_exactly_the_requested_distinct_trials(root, data, tmp_path):
-    journal = tmp_path / "study.journal"
-    args = ["--data", data[0], *WINDOWS, "--n-random", 300, "--threads", 1, "--chunk-size", 4,
-            "--storage", journal, "--study-name", "shared", "--seed", 11, "--no-progress"]
+@pytest.mark.parametrize("kind, n", [("journal", 300), ("sqlite", 120), ("postgresql", 150)])
+def test_two_workers_on_one_storage_produce_exactly_the_requested_distinct_trials(root, data, tmp_path, kind, n,
+                                                                                  request):
+    """Optuna's distributed mode: the same command twice on one storage (README multi-machine recipe)."""
+    url = {"journal": str(tmp_path / "study.journal"), "sqlite": f"sqlite:///{tmp_path / 'study.db'}"}.get(kind)
+    if kind == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    args = ["--data", data[0], *WINDOWS, "--n-random", n, "--threads", 1, "--chunk-size", 4,
+            "--storage", url, "--study-name", "shared", "--seed", 11, "--no-progress"]
     procs = [start(root, *args, "--out", tmp_path / f"w{i}.csv") for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url)) if kind == "journal" else url
+    study = optuna.load_study(study_name="shared", storage=storage)
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(done) == 300
+    assert len(done) == n
     assert not study.get_trials(states=(TrialState.RUNNING,))
-    assert len({json.dumps(t.params, sort_keys=True) for t in done}) == 300
+    assert len({json.dumps(t.params, sort_keys=True) for t in done}) == n
     workers = {t.user_attrs["row"]["worker"] for t in done}
     assert len(workers) == 2, "both processes should have evaluated trials"
     for i in range(2):  # each writes the whole study
-        assert len(pd.read_csv(tmp_path / f"w{i}.csv")) == 300
+        assert len(pd.read_csv(tmp_path / f"w{i}.csv")) == n
 
 
 def test_sigint_stops_cleanly_and_still_writes_results(root, data, tmp_path):

@@ -16,8 +16,8 @@ from ethbtc.config import build_config
 from ethbtc.data import load_candles
 from ethbtc.errors import ConfigError, UserError
 from ethbtc.research import scoring
-from ethbtc.research.optuna_search import TrialSeededRandomSampler, redact
 from ethbtc.research.space import EXIT_FRAC, default_space, focus, load_space, suggest, validate
+from ethbtc.research.study import TrialSeededRandomSampler, redact
 from ethbtc.sample import ensure_sample
 from ethbtc.search import IndicatorCache, Window, evaluate, sample
 

@@ -10,8 +10,9 @@ from ..config import Config, load_config
 from ..data import Candles, load_candles
 from ..errors import UserError
 from . import scoring
-from .optuna_search import SAMPLERS, EarlyStop
+from .optuna_search import EarlyStop
 from .space import Space, focus, load_space, validate
+from .study import SAMPLERS
 
 SCORING_HELP = """Robust score (all BTC figures divided by basis_btc, costs from the test window):
   test_final - lambda_turns*(test_turns/turns_scale) - gap_penalty*max(0, train_final - test_final)

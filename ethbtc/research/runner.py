@@ -21,9 +21,10 @@ from ..data import Candles
 from ..errors import DataError
 from ..search import Window, evaluate
 from . import scoring
-from .optuna_search import EarlyStop, SearchOutcome, StudyHandle, open_study, redact, run_search
+from .optuna_search import EarlyStop, SearchOutcome, run_search
 from .pool import EvalContext, Evaluator, resolve_threads
 from .space import Space, describe
+from .study import StudyHandle, open_study, redact
 from .trials import order_rows, study_frame
 
 MIN_BARS = 10

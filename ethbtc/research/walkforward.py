@@ -103,6 +103,7 @@ class WalkForward:
     families: pd.DataFrame  # survival table, best first
     pick_family: str
     equity: pd.Series  # stitched OOS equity (starts at 1)
+    interrupted: bool = False  # Ctrl-C: only the first folds were run
 
 
 def run_walk_forward(job: Job, folds: list[Fold], val_frac: float, rules: FamilyRules, fam_pen: FamilyPenalties,
@@ -119,16 +120,20 @@ def run_walk_forward(job: Job, folds: list[Fold], val_frac: float, rules: Family
               f"test {iso(fold.test_start)[:10]}..{iso(fold.test_end - MS)[:10]}", file=sys.stderr, flush=True)
         res = run_job(replace(job, spans={"train": fit, "test": val}, storage=None, study_name=None))
         if res.best is None:
-            raise UserError(f"fold {fold.index}: no completed trials (interrupted?)")
+            if res.interrupted and results:
+                break
+            raise UserError(f"fold {fold.index}: no completed trials" + (" (interrupted)" if res.interrupted else ""))
         trials = add_family_keys(res.frame.assign(run=f"fold{fold.index}"), rules)
         ranked = rank_families(trials, fam_pen, 1, min_members > 1)
         cfg = build_config(job.base.flat() | row_params(res.best))
         seg = oos_segment(cfg, job.candles, fold, job.bnb)
         results.append(FoldResult(fold, res.best, trials, ranked.head(top_k), seg, _seg_summary(seg, job.candles)))
         if res.interrupted:
-            raise UserError("interrupted")
+            print(f"interrupted: walk-forward stops after fold {fold.index}", file=sys.stderr)
+            break
     families = survival_table(results)
-    return WalkForward(results, families, str(families.iloc[0]["family"]), stitch([r.oos for r in results]))
+    return WalkForward(results, families, str(families.iloc[0]["family"]), stitch([r.oos for r in results]),
+                       interrupted=len(results) < len(folds))
 
 
 def _seg_summary(seg: pd.Series, candles: Candles) -> dict[str, float]:
