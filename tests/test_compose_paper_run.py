@@ -57,6 +57,7 @@ class Host:
                 return str(folder) + word[len(target):]
         return (word.replace("http://sim:8765", f"http://127.0.0.1:{self.sim_port}")
                 .replace("0.0.0.0", "127.0.0.1").replace(":8765", f":{self.sim_port}")
+                .replace(":9109", f":{self.metrics_port}")
                 .replace("8765", str(self.sim_port)))
 
     def argv(self, svc: str, words: list[str]) -> list[str]:
