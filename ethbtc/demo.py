@@ -58,7 +58,6 @@ def stage_research(eth: Path, bnb: Path) -> None:
         "--config", str(OUT / "research_pick.json"), "--json-out", str(OUT / "research_pick_summary.json"))
 
 
-
 def stage_paper_trading(eth: Path, bnb: Path) -> None:
     """The live executor (testnet mode) trading the local exchange simulator on accelerated sample bars."""
     folder = OUT / "paper"

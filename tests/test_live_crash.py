@@ -129,6 +129,7 @@ def check(sim: SimServer, folder: Path) -> dict[str, int]:
     return {"bars": len(bars), "orders": len(created), "fills": len(theirs), "bars_with_orders": len(per_bar)}
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_thirty_times(sim_factory: Factory, fast_dir: Path) -> None:
     out = crash_replay(sim_factory, fast_dir, restarts=30, seed=5)
     stats = check(out["sim"], fast_dir)  # type: ignore[arg-type]

@@ -204,6 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stop.is_set():
             log.info("stop requested: in-flight order finished or cancelled, state saved")
         engine.save()
-        wealth = engine.wealth_of(account.balances())[2]
+        wealth = engine.wealth_of(account.balances())
         print(summary(state, wealth, len(engine.ledger.trade_ids), engine.bars_this_run, quote), flush=True)
         return 0

@@ -124,7 +124,7 @@ class Engine:
                     f"by this executor (latest {ours[-1].client_id}). Starting fresh would reset session_start_W, "
                     "the risk breaker flags and the record of acted bars. Restore the state file, or start with "
                     "--fresh-state if you really mean to begin a new session")
-            w = self.wealth_of(self.account.balances())[2]
+            w = self.wealth_of(self.account.balances())
             state = fresh_state_for(self.opts, w)
             state.note(f"session started: W={w:.8f} {self.filters.quote} from the account's balances")
             log.info("new session: start wealth %.8f %s measured from the account", w, self.filters.quote)
@@ -226,7 +226,7 @@ class Engine:
             new = new[-1:]  # a fresh session starts deciding at the newest closed bar
         reports: list[BarReport] = []
         balances = self.last_balances = self.account.balances()
-        btc, eth, _ = self.wealth_of(balances)
+        btc, eth = self.holdings(balances)
         extra = self._extra_wealth(balances)
         if len(new) > 1:
             log.warning("catch-up: %d bars closed since the last decision (%s); advancing the signal through "
@@ -289,7 +289,7 @@ class Engine:
                 st.pending = None
                 st.open_order_ids = []
                 self.last_balances = self.account.balances()
-                btc, eth, _ = self.wealth_of(self.last_balances)
+                btc, eth = self.holdings(self.last_balances)
         st.fills = len(self.ledger.trade_ids)
         report = self._report(d, final, btc, eth, execution=ex)
         st.last_decision = _journal_record(report)
@@ -300,13 +300,16 @@ class Engine:
         return report
 
     # -- helpers ------------------------------------------------------------------------------------
-    def wealth_of(self, balances: dict[str, tuple[Decimal, Decimal]]) -> tuple[float, float, float]:
+    def holdings(self, balances: dict[str, tuple[Decimal, Decimal]]) -> tuple[float, float]:
+        """(quote, base) totals, free + locked: the R18 holdings."""
         f = self.filters or self.market.filters()
         zero = (Decimal(0), Decimal(0))
-        btc = float(sum(balances.get(f.quote, zero)))
-        eth = float(sum(balances.get(f.base, zero)))
-        price = float(self.market.last_price()) if eth else 0.0
-        return btc, eth, btc + eth * price
+        return float(sum(balances.get(f.quote, zero))), float(sum(balances.get(f.base, zero)))
+
+    def wealth_of(self, balances: dict[str, tuple[Decimal, Decimal]]) -> float:
+        """Wealth in the quote asset at the last traded price."""
+        btc, eth = self.holdings(balances)
+        return btc + eth * float(self.market.last_price()) if eth else btc
 
     def _extra_wealth(self, balances: dict[str, tuple[Decimal, Decimal]]) -> float:
         """BNB fee wallet in BTC (risk rules only, SPEC R18/R23); 0 when not modelled or not priced."""
