@@ -1,7 +1,7 @@
 """Shared command-line plumbing: every script's ``main`` runs under :func:`run_main`.
 
-User mistakes (:class:`~ethbtc.errors.UserError`, argparse errors, missing files) become one
-line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
+User mistakes (:class:`~ethbtc.errors.UserError`, argparse errors, missing files, unwritable
+paths, a full disk) become one line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         # stdout closed early (output piped into `head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # any other file-system failure the user can fix: a path through a file (ENOTDIR),
+        # an existing non-folder, a full disk (ENOSPC) or file-size limit (EFBIG)
+        where = f": {exc.filename}" if exc.filename else ""
+        text = " ".join(str(exc.strerror or exc).split())
+        print(f"error: {text}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
