@@ -51,6 +51,13 @@ def fmt_bps(x: float) -> str:
     return "n/a" if not _finite(x) else f"{x:+.0f}bps"
 
 
+def _frac(x: float, lo: float, hi: float) -> float:
+    """(x - lo) / (hi - lo) in [0, 1] without overflow: halves keep 1e308 - (-1e308) finite."""
+    span = hi / 2 - lo / 2
+    f = (x / 2 - lo / 2) / span if span > 0 else 0.5
+    return min(1.0, max(0.0, f)) if math.isfinite(f) else 0.5
+
+
 def sparkline(values: Sequence[float], width: int, ascii_only: bool = False) -> str:
     """The last ``width`` values as one line of block characters (NaN -> blank)."""
     if width <= 0:
@@ -69,7 +76,7 @@ def sparkline(values: Sequence[float], width: int, ascii_only: bool = False) -> 
         elif hi == lo:
             out.append(chars[top // 2])
         else:
-            out.append(chars[round((v - lo) / (hi - lo) * top)])
+            out.append(chars[round(_frac(v, lo, hi) * top)])
     return "".join(out)
 
 
@@ -84,15 +91,15 @@ def levelbar(close: float, buy_level: float, sell_level: float, width: int, asci
         return "[" + text[:inner].center(inner) + "]"
     lo_level, hi_level = min(buy_level, sell_level), max(buy_level, sell_level)
     lo, hi = min(lo_level, close), max(hi_level, close)
-    pad = (hi - lo) * 0.08 or abs(close) * 0.001 or 1.0
-    lo, hi = lo - pad, hi + pad
+    pad = (hi / 2 - lo / 2) * 0.16 or abs(close) * 0.001 or 1.0
+    lo, hi = lo - pad, hi + pad  # may reach +-inf for absurd inputs: _frac copes
 
     def pos(x: float) -> int:
-        return min(inner - 1, max(0, round((x - lo) / (hi - lo) * (inner - 1))))
+        return min(inner - 1, max(0, round(_frac(x, lo, hi) * (inner - 1))))
 
     inside, outside, marker = ("-", ".", "*") if ascii_only else ("─", "·", "●")
-    cells = [inside if lo_level <= lo + (i / max(1, inner - 1)) * (hi - lo) <= hi_level else outside
-             for i in range(inner)]
+    first, last = pos(lo_level), pos(hi_level)
+    cells = [inside if first <= i <= last else outside for i in range(inner)]
     cells[pos(buy_level)] = "B"
     cells[pos(sell_level)] = "S"
     cells[pos(close)] = marker
@@ -196,10 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.close is None:
         parser.error("give --demo, or --close (with --buy and --sell)")
+    for flag, value in (("--close", args.close), ("--buy", args.buy), ("--sell", args.sell)):
+        if value is not None and not (value > 0 and math.isfinite(value)) and not math.isnan(value):
+            parser.error(f"{flag} must be a positive price (nan: not known yet), got {value}")
     try:
         closes = [float(x) for x in args.closes.split(",") if x.strip()]
     except ValueError:
-        parser.error(f"--closes must be comma-separated numbers, got {args.closes!r}")
+        parser.error(f"--closes must be comma-separated numbers, got {args.closes[:60]!r}")
     nan = float("nan")
     buy = nan if args.buy is None else args.buy
     sell = nan if args.sell is None else args.sell
