@@ -21,7 +21,7 @@ from binance.error import ClientError, ServerError
 from binance.spot import Spot
 from dotenv import load_dotenv
 
-from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.endpoints import TESTNET_URL, classify_base_url
 from ethbtc.errors import UserError
 
@@ -36,13 +36,6 @@ def _amount(text: str) -> str:
     return format(value.normalize(), "f")
 
 
-def _timeout(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 3600:  # also refuses nan/inf, which requests rejects with a traceback
-        raise ValueError(text)
-    return value
-
-
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="seed_testnet_order.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--side", required=True, type=str.upper, choices=["BUY", "SELL"])
@@ -51,7 +44,7 @@ def build_parser() -> ArgumentParser:
     size.add_argument("--quote-qty", type=_amount, help="quote amount (BTC for ETHBTC)")
     p.add_argument("--symbol", default="ETHBTC")
     p.add_argument("--base-url", help="exchange URL (overrides BINANCE_BASE_URL)")
-    p.add_argument("--timeout", type=_timeout, default=10.0, help="HTTP timeout in seconds, up to 3600 (10)")
+    p.add_argument("--timeout", type=number(float, 0, 3600, above=True), default=10.0, help="HTTP timeout in seconds, up to 3600 (10)")
     return p
 
 

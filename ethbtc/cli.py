@@ -7,9 +7,11 @@ paths, a full disk) become one line on stderr and exit code 2; Ctrl-C exits 130 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import UserError
 
@@ -19,6 +21,30 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def number(kind: type[int] | type[float] = float, low: float | None = None, high: float | None = None,
+           *, above: bool = False) -> Callable[[str], Any]:
+    """argparse ``type=``: a finite int/float within [low, high] (``above``: strictly > low).
+
+    A bad value reads ``argument --speed: must be a number > 0, got 'nan'`` (never nan/inf).
+    """
+    what = "an integer" if kind is int else "a number"
+    parts = [f"{'>' if above else '>='} {low:g}"] if low is not None else []
+    parts += [f"<= {high:g}"] if high is not None else []
+    expect = f"{what} {' and '.join(parts)}".strip()
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expect}, got {text!r}") from None
+        ok = math.isfinite(value) and (low is None or (value > low if above else value >= low))
+        if not ok or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {expect}, got {text!r}")
+        return value
+
+    return parse
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

@@ -42,6 +42,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Fail now (UserError/OSError) if ``path`` could not be written by :func:`atomic_path` later:
+    for outputs written at the end of a long run (a session ledger, a report)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"cannot write {target}: it is a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write {target}: {target.parent} is not a folder") from None
+    with tempfile.TemporaryFile(dir=target.parent):
+        pass
+    return target
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
