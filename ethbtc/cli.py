@@ -30,8 +30,11 @@ def number(kind: type[int] | type[float] = float, low: float | None = None, high
     A bad value reads ``argument --speed: must be a number > 0, got 'nan'`` (never nan/inf).
     """
     what = "an integer" if kind is int else "a number"
-    parts = [f"{'>' if above else '>='} {low:g}"] if low is not None else []
-    parts += [f"<= {high:g}"] if high is not None else []
+    def show(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+    parts = [f"{'>' if above else '>='} {show(low)}"] if low is not None else []
+    parts += [f"<= {show(high)}"] if high is not None else []
     expect = f"{what} {' and '.join(parts)}".strip()
 
     def parse(text: str) -> Any:
