@@ -26,7 +26,7 @@ from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text
+from ethbtc.fileio import atomic_path, atomic_write_text, check_writable
 from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
 from ethbtc.search import Window, evaluate, sample
 from ethbtc.strategy import Decision, EthBtcStrategy
@@ -95,7 +95,16 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
     return candles, bnb
 
 
+def check_outputs(*paths: str | None) -> None:
+    """Refuse unwritable output paths before any work, so a failure never leaves some outputs new
+    and others old (each file itself is written atomically)."""
+    for path in paths:
+        if path:
+            check_writable(path)
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
+    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
     window = candles.window(args.start, args.end)
@@ -126,6 +135,7 @@ def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    check_outputs(args.out, args.excel_out, args.emit_config)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
