@@ -254,6 +254,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is None:
         return build_config({}, overrides)
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, expected a JSON config file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
