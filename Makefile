@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test soak lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# Long runs (issue 9): every hardening case as a subprocess, ~50 MB inputs, thousands of
+# hypothesis examples per fuzz test (failures saved in .hypothesis-fuzz/ and replayed first).
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q -m soak
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -63,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if step % 60_000:
         raise UserError(f"{src}: rows are {step / 60_000:g} minutes apart (median); pass --freq")
     df = align_to_grid(df, step, cleanup)
-    df = sort_dedupe(df, keep=args.keep, cleanup=cleanup)
+    try:
+        df = sort_dedupe(df, keep=args.keep, cleanup=cleanup)
+    except DataError as exc:
+        raise DataError(f"{src}: {exc}") from None
     report = gap_report(df, step)
     added = 0
     if args.fill_gaps:
