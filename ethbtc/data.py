@@ -8,6 +8,7 @@ reported, never invented (R4); the interval is inferred and checked against the 
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,10 +130,11 @@ def _read_csv(p: Path) -> pd.DataFrame:
         head = fh.read(4096)
     if b"\x00" in head:
         raise DataError(f"{p}: binary file, expected a CSV of candles")
-    try:
-        first = head.decode("utf-8-sig").splitlines()[0] if head.strip() else ""
+    try:  # incremental: a multi-byte character cut at byte 4096 is not an encoding error
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
         raise DataError(f"{p}: not a UTF-8 text CSV") from None
+    first = next((line for line in text.splitlines() if line.strip()), "")  # pandas skips blank lines
     if not first.strip():
         raise DataError(f"{p}: empty file")
     cells = [c.strip().strip('"') for c in first.split(",")]
