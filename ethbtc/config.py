@@ -204,14 +204,14 @@ def _flatten(raw: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str
             for sub, subval in value.items():
                 home = KEY_SECTION.get(sub)
                 if home is None:
-                    raise ConfigError(f"{source}: unknown key '{key}.{sub}'{_nearest(sub)}")
+                    raise ConfigError(f"{source}: unknown key '{_short(key)}.{_short(sub)}'{_nearest(sub)}")
                 if home != section:
                     raise ConfigError(f"{source}: key '{key}.{sub}' belongs in section '{home}'")
                 put(sub, subval, f"section '{key}'")
         elif key in KEY_SECTION:
             put(key, value, "top level")
         else:
-            raise ConfigError(f"{source}: unknown key '{key}'{_nearest(key)}")
+            raise ConfigError(f"{source}: unknown key '{_short(key)}'{_nearest(key)}")
     return flat, meta
 
 
@@ -246,6 +246,8 @@ def build_config(data: dict[str, Any], overrides: dict[str, Any] | None = None, 
 
 
 def _short(text: str, limit: int = 60) -> str:
+    """User text for a one-line message: control characters escaped, long text cut."""
+    text = json.dumps(text, ensure_ascii=False)[1:-1] if not text.isprintable() else text
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -270,7 +272,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ConfigError(f"key '{key}' is given twice in one object")
+            raise ConfigError(f"key '{_short(key)}' is given twice in one object")
         out[key] = value
     return out
 
