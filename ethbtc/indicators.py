@@ -11,44 +11,86 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from .config import StrategyParams
 
 MS_PER_DAY = 86_400_000
 
 
-def trend_ratio(close: pd.Series, kind: str, lookback: int) -> np.ndarray:
+def trend_ratio(close: pd.Series | np.ndarray, kind: str, lookback: int) -> np.ndarray:
     """R6: sma -> close / mean(last L closes incl. t) - 1; roc -> close_t / close_{t-L} - 1."""
+    c = np.asarray(close, dtype=np.float64)
     if kind == "sma":
-        base = close.rolling(lookback, min_periods=lookback).mean()
-    elif kind == "roc":
-        base = close.shift(lookback)
-    else:
+        base = pd.Series(c).rolling(lookback, min_periods=lookback).mean().to_numpy()
+        return c / base - 1.0
+    if kind != "roc":
         raise ValueError(f"unknown trend_kind {kind!r}")
-    return (close / base - 1.0).to_numpy(dtype=np.float64)
+    out = np.full(len(c), np.nan)
+    if lookback < len(c):
+        out[lookback:] = c[lookback:] / c[: len(c) - lookback] - 1.0
+    return out
 
 
-def realized_vol(close: pd.Series, window: int, bar_minutes: int) -> np.ndarray:
+def realized_vol(close: pd.Series | np.ndarray, window: int, bar_minutes: int) -> np.ndarray:
     """R7: sample std (ddof=1) of simple returns over the last ``window`` returns, annualised."""
-    rets = close.pct_change()
-    sd = rets.rolling(window, min_periods=window).std(ddof=1)
-    return (sd * np.sqrt(525_600.0 / bar_minutes)).to_numpy(dtype=np.float64)
+    c = np.asarray(close, dtype=np.float64)
+    rets = np.empty(len(c))
+    rets[:1] = np.nan
+    rets[1:] = c[1:] / c[:-1] - 1.0  # what pandas' pct_change computes, without the Series overhead
+    return _rolling_std(rets, window) * np.sqrt(525_600.0 / bar_minutes)
+
+
+@njit(cache=True, error_model="numpy")
+def _rolling_std(x: np.ndarray, w: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Sample std (ddof=1) over the last ``w`` values; ``x[0]`` is NaN (no return for bar 0).
+
+    Running sums of deviations from a fixed shift (good conditioning for returns), refreshed
+    from scratch every 128 bars so rounding cannot drift; a window of identical values is
+    exactly 0 (SPEC R10 treats sigma = 0 specially). Agrees with pandas' rolling std to
+    ~1e-12 in absolute terms.
+    """
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n <= w:
+        return out
+    shift = x[1]
+    s1 = 0.0
+    s2 = 0.0
+    same = 1  # length of the run of identical values ending at i
+    for i in range(2, w):
+        same = same + 1 if x[i] == x[i - 1] else 1
+    for i in range(w, n):
+        same = same + 1 if x[i] == x[i - 1] else 1
+        if i == w or (i - w) % 128 == 0:
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(i - w + 1, i + 1):
+                d = x[j] - shift
+                s1 += d
+                s2 += d * d
+        else:
+            d_in = x[i] - shift
+            d_out = x[i - w] - shift
+            s1 += d_in - d_out
+            s2 += d_in * d_in - d_out * d_out
+        var = (s2 - s1 * s1 / w) / (w - 1)
+        out[i] = np.sqrt(var) if var > 0 and same < w else 0.0
+    return out
 
 
 def gate_value(open_ms: np.ndarray, close: np.ndarray, window_days: int) -> np.ndarray:
     """R9: g = D_{d-1} / D_{d-1-W} - 1 for a bar on UTC day d, daily closes forward-filled."""
     day = open_ms // MS_PER_DAY
-    d0 = int(day[0])
-    n_days = int(day[-1]) - d0 + 1
+    k = day - day[0]  # calendar-day number of each bar
+    n_days = int(k[-1]) + 1
     daily = np.full(n_days, np.nan)
-    daily[day - d0] = close  # rows are time-sorted, so the last bar of each day wins
+    daily[k] = close  # rows are time-sorted, so the last bar of each day wins
     daily = pd.Series(daily).ffill().to_numpy()
-    prev = day - d0 - 1
-    base = prev - window_days
-    out = np.full(len(close), np.nan)
-    ok = base >= 0
-    out[ok] = daily[prev[ok]] / daily[base[ok]] - 1.0
-    return out
+    per_day = np.full(n_days, np.nan)  # the gate of day k, from days k-1 and k-1-W
+    if n_days > window_days + 1:
+        per_day[window_days + 1 :] = daily[window_days:-1] / daily[: n_days - window_days - 1] - 1.0
+    return per_day[k]
 
 
 def gate_open(g: np.ndarray, window_days: int, threshold: float) -> np.ndarray:
@@ -94,11 +136,11 @@ class Indicators:
 
 
 def compute(df: pd.DataFrame, p: StrategyParams, bar_minutes: int) -> Indicators:
-    close = df["close"]
+    close = df["close"].to_numpy(dtype=np.float64)
     open_ms = index_ms(df.index)
     sigma = realized_vol(close, p.vol_window, bar_minutes)
     entry, exit_ = bands(sigma, p.flip_band_entry, p.flip_band_exit, p.vol_adapt_k)
-    g = gate_value(open_ms, close.to_numpy(dtype=np.float64), p.gate_window_days)
+    g = gate_value(open_ms, close, p.gate_window_days)
     return Indicators(
         ratio=trend_ratio(close, p.trend_kind, p.trend_lookback),
         sigma=sigma,
@@ -110,6 +152,11 @@ def compute(df: pd.DataFrame, p: StrategyParams, bar_minutes: int) -> Indicators
     )
 
 
+_MS_DIVISOR = {"ns": 1_000_000, "us": 1_000, "ms": 1}
+
+
 def index_ms(index: pd.DatetimeIndex) -> np.ndarray:
-    """Epoch milliseconds of a UTC DatetimeIndex, whatever its resolution."""
-    return (index.tz_convert("UTC").as_unit("ms").asi8).astype(np.int64)
+    """Epoch milliseconds of a UTC DatetimeIndex, whatever its resolution (floored, as as_unit)."""
+    i8 = index.tz_convert("UTC").asi8.astype(np.int64)
+    unit = index.unit
+    return i8 * 1_000 if unit == "s" else i8 // _MS_DIVISOR[unit]

@@ -50,7 +50,7 @@ def new_state() -> np.ndarray:
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult, btc, eth, extra_wealth):
     """One bar's decision at its close. Mutates ``state``; returns
     (reason, target_w, desired_w, w_cur, delta_eth, flipped, forced_exit)."""
@@ -149,7 +149,7 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
     return reason, target, desired, w_cur, delta, flipped, forced
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _fee(notional, rate, fee, bnb, bnb_px):
     """R23: (fee_btc, fee_bnb, in_received_asset_btc) for one fill."""
     if fee[F_PAY_BNB] != 0.0:
@@ -163,7 +163,7 @@ def _fee(notional, rate, fee, bnb, bnb_px):
     return notional * rate, 0.0, notional * rate
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm, fee, state,
              btc, eth, bnb, out_f, out_i, tr_f, tr_i):
     """Backtest loop: decide at each close (``decide``), fill at the next open (R22). Returns n_trades."""

@@ -72,3 +72,31 @@ def test_indicators_never_look_ahead():
     full = I.compute(frame(close), p, 15).frame(frame(close).index)
     part = I.compute(frame(close[:400]), p, 15).frame(frame(close[:400]).index)
     pd.testing.assert_frame_equal(full.iloc[:400], part)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_index_ms_any_resolution_and_timezone(unit):
+    idx = pd.date_range("2023-03-26 00:30", periods=6, freq="15min", tz="Europe/Berlin").as_unit(unit)
+    ms = I.index_ms(idx)
+    assert ms.dtype == np.int64
+    assert list(ms) == list(idx.tz_convert("UTC").as_unit("ms").asi8)
+    assert ms[0] == pd.Timestamp("2023-03-25 23:30", tz="UTC").value // 1_000_000
+
+
+def test_numpy_returns_and_roc_bitwise_equal_to_pandas_definitions():
+    """R6 on arrays gives exactly pandas' shift formulation; R7's compiled rolling std agrees
+    with pandas' to rounding, for any lookback including ones longer than the data."""
+    rng = np.random.default_rng(11)
+    close = pd.Series(0.05 * np.exp(np.cumsum(rng.normal(0, 0.02, 3000))))
+    want_vol = (close.pct_change().rolling(30, min_periods=30).std(ddof=1) * np.sqrt(525_600.0 / 15)).to_numpy()
+    np.testing.assert_allclose(I.realized_vol(close, 30, 15), want_vol, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(I.realized_vol(close.to_numpy(), 30, 15), I.realized_vol(close, 30, 15))
+    for lookback in (1, 7, 2999, 3000, 5000):
+        np.testing.assert_array_equal(I.trend_ratio(close, "roc", lookback), (close / close.shift(lookback) - 1.0).to_numpy())
+
+
+def test_r7_r10_flat_window_has_exactly_zero_vol():
+    close = np.concatenate([0.05 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 0.01, 100))), np.full(50, 0.07)])
+    vol = I.realized_vol(close, 10, 15)
+    assert (vol[111:] == 0.0).all() and (vol[10:100] > 0).all()
+    assert (I.vol_multiplier(vol, 0.5, 0.5, 1.5)[111:] == 1.5).all()  # R10: sigma = 0 -> max_mult
