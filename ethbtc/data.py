@@ -154,7 +154,8 @@ def _read_csv(p: Path) -> pd.DataFrame:
     missing = [c for c in OHLCV if c not in df.columns]
     if time_col is None or missing:
         need = ([] if time_col else ["open_time"]) + missing
-        raise DataError(f"{p}: missing column(s) {', '.join(need)}; found {', '.join(df.columns[:12])}")
+        found = ", ".join(json.dumps(c, ensure_ascii=False)[1:-1][:40] for c in df.columns[:12])  # one line
+        raise DataError(f"{p}: missing column(s) {', '.join(need)}; found {found}")
     return df.rename(columns={time_col: "open_time"})[["open_time", *OHLCV]]
 
 
