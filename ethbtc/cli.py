@@ -20,7 +20,12 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: str) -> str:
+    """Newlines (e.g. from an argument or a file's header echoed back) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def number(kind: type[int] | type[float] = float, low: float | None = None, high: float | None = None,
@@ -50,20 +55,24 @@ def number(kind: type[int] | type[float] = float, low: float | None = None, high
     return parse
 
 
+def _error(message: str) -> None:
+    print(f"error: {one_line(message)}", file=sys.stderr)
+
+
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     try:
         rc = main(argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return exc.exit_code
     except FileNotFoundError as exc:
-        print(f"error: file not found: {exc.filename}", file=sys.stderr)
+        _error(f"file not found: {exc.filename}")
         return 2
     except IsADirectoryError as exc:
-        print(f"error: expected a file, got a directory: {exc.filename}", file=sys.stderr)
+        _error(f"expected a file, got a directory: {exc.filename}")
         return 2
     except PermissionError as exc:
-        print(f"error: permission denied: {exc.filename}", file=sys.stderr)
+        _error(f"permission denied: {exc.filename}")
         return 2
     except BrokenPipeError:
         # stdout closed early (output piped into `head`): stop quietly, as other CLI tools do
@@ -74,7 +83,7 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         # an existing non-folder, a full disk (ENOSPC) or file-size limit (EFBIG)
         where = f": {exc.filename}" if exc.filename else ""
         text = " ".join(str(exc.strerror or exc).split())
-        print(f"error: {text}{where}", file=sys.stderr)
+        _error(f"{text}{where}")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

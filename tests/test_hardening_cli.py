@@ -14,6 +14,8 @@ runs all of them as subprocesses, plus a ~50 MB input.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.cli_harness import Run
 from tests.hardening_cases import (
@@ -170,3 +174,26 @@ def test_huge_file_with_a_bad_last_row_fails_cleanly(script: str, workspace: Wor
     case = Case(replace(s, valid=tuple(tokens)), "huge", "50MB", needles=("huge.csv",))
     run, prep = execute(case, workspace, tmp_path, inprocess=False)
     judge(case, run, prep)
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_run_main_prints_exactly_one_line_whatever_the_message(text: str) -> None:
+    """Last line of defence: a message echoing user text (a header, an argument) stays one line."""
+    from ethbtc.cli import ArgumentParser, run_main
+    from ethbtc.errors import UserError
+
+    def fails(argv: Any) -> int:
+        raise UserError(f"bad thing {text}")
+
+    def parses(argv: Any) -> int:
+        ArgumentParser(prog="x").parse_args(["--unknown", text])
+        return 0
+
+    for main in (fails, parses):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                rc = run_main(main, [])
+            except SystemExit as exc:  # argparse exits itself
+                rc = exc.code
+        assert rc == 2 and err.getvalue().count("\n") == 1 and err.getvalue().startswith("error: ")
