@@ -18,6 +18,8 @@ Where things live (each module states its purpose in its first lines):
 - ``health``      -- ``HealthState``: loop liveness behind /health
 - ``metrics_server`` -- /metrics + /health HTTP server thread; ``healthcheck`` -- Docker probe
 - ``logs``        -- logging setup for every script: --log-json, -v/-vv, secret redaction
+- ``search``      -- default search space and fast train/test evaluation (cached indicators, lean metrics)
+- ``research``    -- optimizer_cli / wf_pick / multi_interval_opt internals (see its docstring)
 """
 
 __version__ = "0.1.0"

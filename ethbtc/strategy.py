@@ -52,6 +52,37 @@ class RunArrays:
     ind: Indicators
 
 
+@dataclass
+class KernelInputs:
+    """Per-window kernel inputs that do not depend on parameters (R3 bar close, R9/R25 UTC day)."""
+
+    open_: np.ndarray
+    close: np.ndarray
+    close_ms: np.ndarray
+    day: np.ndarray
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, bar_minutes: int) -> KernelInputs:
+        open_ms = index_ms(df.index)
+        return cls(df["open"].to_numpy(np.float64), df["close"].to_numpy(np.float64),
+                   (open_ms + bar_minutes * 60_000).astype(np.float64), (open_ms // MS_PER_DAY).astype(np.float64))
+
+
+@dataclass
+class RunBuffers:
+    """Output arrays of one backtest run, reusable across runs of the same length."""
+
+    out_f: np.ndarray
+    out_i: np.ndarray
+    tr_f: np.ndarray
+    tr_i: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> RunBuffers:
+        return cls(np.empty((n, K.N_OUT)), np.empty((n, 2), dtype=np.int8), np.empty((n, 5)),
+                   np.empty((n, 4), dtype=np.int64))
+
+
 class EthBtcStrategy:
     def __init__(self, config: Config, bar_minutes: int | None = None):
         self.config = config
@@ -99,27 +130,26 @@ class EthBtcStrategy:
 
     # --- backtest path ------------------------------------------------------------------------
     def run(self, df: pd.DataFrame, bnb_close: np.ndarray | None = None, ind: Indicators | None = None,
-            btc: float | None = None, eth: float = 0.0, bnb: float | None = None) -> RunArrays:
+            btc: float | None = None, eth: float = 0.0, bnb: float | None = None,
+            inputs: KernelInputs | None = None, buffers: RunBuffers | None = None) -> RunArrays:
+        """Loop the kernel over ``df``. ``inputs``/``buffers`` let a caller that runs many
+        parameter sets on one window (the optimiser) prepare the time arrays once and reuse the
+        output arrays; the returned arrays are then views into ``buffers``."""
         n = len(df)
         ind = ind if ind is not None else self.indicators(df)
-        open_ms = index_ms(df.index)
-        close_ms = open_ms + self.bar_minutes * 60_000
-        day = (open_ms // MS_PER_DAY).astype(np.float64)
+        inputs = inputs if inputs is not None else KernelInputs.of(df, self.bar_minutes)
+        buf = buffers if buffers is not None else RunBuffers.empty(n)
         bnb_model = bnb_close is not None
         bnb_px = bnb_close if bnb_close is not None else np.full(n, np.nan)
-        out_f = np.empty((n, K.N_OUT))
-        out_i = np.empty((n, 2), dtype=np.int8)
-        tr_f = np.empty((n, 5))
-        tr_i = np.empty((n, 4), dtype=np.int64)
         state = K.new_state()
         n_tr = K.simulate(
-            df["open"].to_numpy(np.float64), df["close"].to_numpy(np.float64), close_ms.astype(np.float64), day,
+            inputs.open_, inputs.close, inputs.close_ms, inputs.day,
             ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px,
             self.params_array(), self.fees_array(bnb_model), state,
             self.config.risk.basis_btc if btc is None else btc, eth,
-            self.config.fees.start_bnb if bnb is None else bnb, out_f, out_i, tr_f, tr_i,
+            self.config.fees.start_bnb if bnb is None else bnb, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i,
         )
-        return RunArrays(out_f, out_i, tr_f[:n_tr], tr_i[:n_tr], state, ind)
+        return RunArrays(buf.out_f, buf.out_i, buf.tr_f[:n_tr], buf.tr_i[:n_tr], state, ind)
 
     # --- live path ------------------------------------------------------------------------------
     def step(self, state: np.ndarray, df: pd.DataFrame, btc: float, eth: float, extra_wealth: float = 0.0,

@@ -1,0 +1,171 @@
+"""wf_pick's parameter families: group optimiser trials that describe the same strategy shape.
+
+A family is (trend kind, lookback bucket, cooldown bucket, rounded entry/exit bands, rounded
+step). Rows first pass per-run cost filters (fees and turnover at or below the given
+quantile of their run), then families are ranked by
+
+    mean(test_final) - penalty_turns * mean(test_turns) - penalty_fees * mean(test_fees)
+    - penalty_turnover * mean(test_turnover)
+
+(BTC figures divided by basis_btc), keeping families seen in at least ``min_occurs``
+distinct runs (and, with ``require_var``, with at least two members). The representative
+of a family is its member closest to the family's median parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from .trials import PARAM_COLUMNS
+
+NEEDED = ["trend_kind", "trend_lookback", "cooldown_minutes", "flip_band_entry", "flip_band_exit",
+          "step_allocation", "test_final_btc"]
+COSTS = ["test_fees_btc", "test_turnover_btc"]
+KEY_COLUMNS = ["fam_kind", "fam_lookback", "fam_cooldown", "fam_entry", "fam_exit", "fam_step"]
+
+
+@dataclass(frozen=True)
+class FamilyRules:
+    lb_bucket: int = 24
+    cd_bucket: float = 120.0
+    band_round: float = 0.005
+    step_round: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.lb_bucket < 1:
+            raise UserError(f"--lb-bucket must be a positive number of bars, got {self.lb_bucket}")
+        if self.cd_bucket <= 0:
+            raise UserError(f"--cd-bucket must be positive minutes, got {self.cd_bucket}")
+        for name, v in (("--band-round", self.band_round), ("--step-round", self.step_round)):
+            if not 0 < v < 1:
+                raise UserError(f"{name} is the rounding step (e.g. 0.005) and must be in (0, 1), got {v}")
+
+
+@dataclass(frozen=True)
+class FamilyPenalties:
+    turns: float = 0.001
+    fees: float = 1.0
+    turnover: float = 0.0
+
+
+def load_runs(paths: list[str]) -> pd.DataFrame:
+    """Optimiser trial CSVs stacked, with a ``run`` column (the file's position and name)."""
+    frames = []
+    for i, path in enumerate(paths):
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"runs file not found: {p}")
+        try:
+            df = pd.read_csv(p)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise UserError(f"{p}: unreadable CSV ({str(exc).splitlines()[0]})") from None
+        missing = [c for c in NEEDED if c not in df.columns]
+        if missing:
+            raise UserError(f"{p}: not an optimizer trials CSV, missing column(s) {', '.join(missing)}")
+        if df.empty:
+            print(f"warning: {p} has no trials", file=sys.stderr)
+        df = df.copy()
+        df["run"] = f"{i}:{p.name}"
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    if "basis_btc" not in out.columns:
+        out["basis_btc"] = 1.0
+    return out
+
+
+def cost_filter(df: pd.DataFrame, q_fees: float, q_turnover: float, require_costs: bool) -> pd.DataFrame:
+    """Per run, keep rows whose fees and turnover are at or below the given quantiles."""
+    for name, q in (("--q-fees", q_fees), ("--q-turnover", q_turnover)):
+        if not 0 < q <= 1:
+            raise UserError(f"{name} must be in (0, 1], got {q}")
+    missing = [c for c in COSTS if c not in df.columns]
+    if missing:
+        if require_costs:
+            raise UserError(f"--require-costs: the runs lack column(s) {', '.join(missing)}")
+        print(f"warning: runs lack {', '.join(missing)}; cost filters and penalties skipped", file=sys.stderr)
+        return df.assign(**{c: 0.0 for c in missing})
+    if require_costs:
+        df = df.dropna(subset=COSTS)
+    keep = pd.Series(True, index=df.index)
+    for col, q in (("test_fees_btc", q_fees), ("test_turnover_btc", q_turnover)):
+        if q < 1:
+            cut = df.groupby("run")[col].transform(lambda s, q=q: s.quantile(q))
+            keep &= df[col] <= cut
+    return df[keep]
+
+
+def add_family_keys(df: pd.DataFrame, rules: FamilyRules) -> pd.DataFrame:
+    out = df.copy()
+    lb = (out["trend_lookback"] // rules.lb_bucket * rules.lb_bucket).astype(int)
+    cd = (out["cooldown_minutes"] // rules.cd_bucket * rules.cd_bucket)
+    out["fam_kind"] = out["trend_kind"].astype(str)
+    out["fam_lookback"] = lb
+    out["fam_cooldown"] = cd
+    out["fam_entry"] = (out["flip_band_entry"] / rules.band_round).round() * rules.band_round
+    out["fam_exit"] = (out["flip_band_exit"] / rules.band_round).round() * rules.band_round
+    out["fam_step"] = (out["step_allocation"] / rules.step_round).round() * rules.step_round
+    out["family"] = [
+        f"{k} lb{a}-{a + rules.lb_bucket - 1} cd{c:g}-{c + rules.cd_bucket:g}m entry{e:.4g} exit{x:.4g} step{s:.3g}"
+        for k, a, c, e, x, s in zip(out["fam_kind"], lb, cd, out["fam_entry"], out["fam_exit"], out["fam_step"],
+                                    strict=True)
+    ]
+    return out
+
+
+def rank_families(df: pd.DataFrame, pen: FamilyPenalties, min_occurs: int = 1, require_var: bool = False) -> pd.DataFrame:
+    """One row per family (needs family keys), best first; see module docstring."""
+    if min_occurs < 1:
+        raise UserError(f"--min-occurs must be at least 1, got {min_occurs}")
+    d = df.assign(final_rel=df["test_final_btc"] / df["basis_btc"],
+                  fees_rel=df["test_fees_btc"] / df["basis_btc"],
+                  turnover_rel=df["test_turnover_btc"] / df["basis_btc"],
+                  turns=df["test_turns"] if "test_turns" in df.columns else 0.0)
+    g = d.groupby("family", sort=False)
+    fam = pd.DataFrame({
+        "members": g.size(), "runs": g["run"].nunique(),
+        "mean_test_final": g["final_rel"].mean(), "std_test_final": g["final_rel"].std(ddof=1),
+        "min_test_final": g["final_rel"].min(), "max_test_final": g["final_rel"].max(),
+        "mean_turns": g["turns"].mean(), "mean_fees": g["fees_rel"].mean(), "mean_turnover": g["turnover_rel"].mean(),
+    })
+    fam["family_score"] = (fam["mean_test_final"] - pen.turns * fam["mean_turns"] - pen.fees * fam["mean_fees"]
+                           - pen.turnover * fam["mean_turnover"])
+    fam = fam[fam["runs"] >= min_occurs]
+    if require_var:
+        fam = fam[fam["members"] >= 2]
+    fam = fam.sort_values(["family_score", "runs", "std_test_final"], ascending=[False, False, True], kind="stable")
+    return fam.reset_index()
+
+
+def representative(members: pd.DataFrame, scale_from: pd.DataFrame) -> pd.Series:
+    """The member closest (scaled L1) to the members' median numeric parameters."""
+    cols = [c for c in PARAM_COLUMNS if c in members.columns and pd.api.types.is_numeric_dtype(members[c])]
+    x = members[cols].astype(float)
+    spread = scale_from[cols].astype(float).std(ddof=0).replace(0.0, 1.0).fillna(1.0)
+    dist = ((x - x.median()) / spread).abs().sum(axis=1)
+    return members.loc[dist.idxmin()]
+
+
+def rules_dict(rules: FamilyRules, pen: FamilyPenalties) -> dict[str, float]:
+    return {**asdict(rules), **{f"penalty_{k}": v for k, v in asdict(pen).items()}}
+
+
+def family_members(df: pd.DataFrame, family: str) -> pd.DataFrame:
+    m = df[df["family"] == family]
+    if m.empty:
+        raise UserError(f"family {family!r} has no members")
+    return m
+
+
+def check_single_interval(df: pd.DataFrame) -> int | None:
+    if "bar_interval_minutes" not in df.columns:
+        return None
+    vals = df["bar_interval_minutes"].dropna().unique()
+    if len(vals) > 1:
+        raise UserError(f"the runs mix bar intervals {sorted(int(v) for v in vals)}; pick within one interval")
+    return int(vals[0]) if len(vals) else None
+

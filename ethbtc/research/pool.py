@@ -1,0 +1,118 @@
+"""Evaluate trials (parameter dicts) on the train and test windows, on one or more processes.
+
+The numba kernel holds the GIL, so parallelism uses processes. Workers are forked once
+(``fork`` start method where available) after the data and windows are prepared, so they
+inherit the candles, the compiled kernel and the time arrays instead of re-loading them;
+each keeps its own indicator cache and output buffers. Workers ignore SIGINT: Ctrl-C is
+handled by the parent, which finishes the running batch and writes results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import build_config
+from ..errors import UserError
+from ..search import Window, evaluate
+
+METRICS = ("final_btc", "return_btc", "max_drawdown", "sharpe", "sortino", "turns", "trades", "fees_btc",
+           "turnover_btc", "time_in_eth", "eth_hodl_btc")
+
+
+@dataclass
+class EvalContext:
+    """Everything needed to evaluate a trial: base config values, windows, parameter mapping."""
+
+    base: dict[str, Any]  # flat config values the trial's parameters are laid over
+    windows: dict[str, Window]  # e.g. {"train": ..., "test": ...}
+    to_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # e.g. interval scaling
+
+
+def evaluate_params(ctx: EvalContext, params: dict[str, Any]) -> dict[str, Any]:
+    """``{"params": config values used, "metrics": {window_metric: value}}`` or ``{"error": msg}``."""
+    values = ctx.to_config(params) if ctx.to_config else params
+    try:
+        cfg = build_config(ctx.base | values)
+    except UserError as exc:
+        return {"error": str(exc)}
+    metrics: dict[str, Any] = {}
+    for name, window in ctx.windows.items():
+        s = evaluate(cfg, window)
+        metrics.update({f"{name}_{k}": s[k] for k in METRICS})
+    strategy = cfg.strategy.model_dump()
+    strategy.pop("bar_interval_minutes", None)
+    return {"params": strategy, "metrics": metrics}
+
+
+_CTX: EvalContext | None = None
+
+
+def _init_worker(ctx: EvalContext) -> None:
+    global _CTX
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _CTX = ctx
+
+
+def _evaluate_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    assert _CTX is not None, "worker not initialised"
+    return [evaluate_params(_CTX, p) for p in chunk]
+
+
+def _ping(_: int) -> int:
+    return os.getpid()
+
+
+def resolve_threads(threads: int) -> int:
+    """``--threads``: 0 means every core this process may use."""
+    if threads < 0:
+        raise UserError(f"--threads must be >= 0 (0 = all cores), got {threads}")
+    if threads == 0:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    return threads
+
+
+class Evaluator:
+    """Submit chunks of trials; one process evaluates in-line, more use a forked pool."""
+
+    def __init__(self, ctx: EvalContext, threads: int):
+        self.ctx = ctx
+        self.threads = threads
+        self._pool: ProcessPoolExecutor | None = None
+        if threads > 1:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(threads, mp_context=mp.get_context(method),
+                                             initializer=_init_worker, initargs=(ctx,))
+            list(self._pool.map(_ping, range(threads)))  # start every worker now, before any storage opens
+
+    def submit(self, chunk: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
+        if self._pool is not None:
+            return self._pool.submit(_evaluate_chunk, chunk)
+        fut: Future[list[dict[str, Any]]] = Future()
+        try:
+            fut.set_result([evaluate_params(self.ctx, p) for p in chunk])
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller through the future
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fut.set_exception(exc)
+        return fut
+
+    def close(self, cancel: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=cancel)
+            self._pool = None
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(cancel=exc[0] is not None)

@@ -1,0 +1,87 @@
+"""Robust score of a trial and the selection rule shared by the optimisers.
+
+All BTC figures are divided by ``basis_btc`` first, so the lambdas do not depend on the
+account size (a test final of 1.08 means +8 % in BTC)::
+
+    robust = test_final - lambda_turns * (test_turns / turns_scale)
+             - gap_penalty * max(0, train_final - test_final)
+             - lambda_fees * test_fees - lambda_turnover * test_turnover
+
+Costs (turns, fees, turnover) are those of the test window. ``score`` is the plain
+``test_final`` (relative). Selection: keep the ceil(top_quantile x n) trials with the best
+``test_final_btc`` (ties kept), take the best robust score; ties go to fewer test turns, then
+the lower trial number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Penalties:
+    lambda_turns: float = 0.01
+    turns_scale: float = 10.0
+    gap_penalty: float = 0.25
+    lambda_fees: float = 0.5
+    lambda_turnover: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.turns_scale <= 0:
+            raise UserError(f"--turns-scale must be positive, got {self.turns_scale}")
+        for name, v in asdict(self).items():
+            if not np.isfinite(v) or v < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def robust_score(train_final: Any, test_final: Any, test_turns: Any, test_fees: Any, test_turnover: Any,
+                 basis: Any, pen: Penalties) -> Any:
+    """Robust score (scalars or arrays); BTC inputs are absolute and divided by ``basis`` here."""
+    tr, te = np.divide(train_final, basis), np.divide(test_final, basis)
+    return (te - pen.lambda_turns * (np.asarray(test_turns, dtype=float) / pen.turns_scale)
+            - pen.gap_penalty * np.maximum(0.0, tr - te)
+            - pen.lambda_fees * np.divide(test_fees, basis)
+            - pen.lambda_turnover * np.divide(test_turnover, basis))
+
+
+def score_metrics(metrics: dict[str, float], basis: float, pen: Penalties) -> float:
+    """Robust score of one trial's metrics dict (``train_final_btc``, ``test_*`` keys)."""
+    return float(robust_score(metrics["train_final_btc"], metrics["test_final_btc"], metrics["test_turns"],
+                              metrics["test_fees_btc"], metrics["test_turnover_btc"], basis, pen))
+
+
+def add_scores(df: pd.DataFrame, pen: Penalties) -> pd.DataFrame:
+    """Add ``score`` and ``robust_score`` columns (needs a ``basis_btc`` column)."""
+    out = df.copy()
+    out["score"] = out["test_final_btc"] / out["basis_btc"]
+    out["robust_score"] = robust_score(out["train_final_btc"], out["test_final_btc"], out["test_turns"],
+                                       out["test_fees_btc"], out["test_turnover_btc"], out["basis_btc"], pen)
+    return out
+
+
+def top_quantile_mask(test_final: pd.Series, top_quantile: float) -> pd.Series:
+    """Rows among the ceil(top_quantile * n) best test finals (at least one; ties all kept)."""
+    if not 0 < top_quantile <= 1:
+        raise UserError(f"--top-quantile must be in (0, 1] (0.2 = best 20 %), got {top_quantile}")
+    k = max(1, math.ceil(top_quantile * len(test_final) - 1e-9))
+    cut = np.sort(test_final.to_numpy())[::-1][k - 1]
+    return test_final >= cut
+
+
+def select_best(df: pd.DataFrame, top_quantile: float) -> int:
+    """Index label of the selected row (see module docstring)."""
+    if df.empty:
+        raise UserError("no completed trials to select from")
+    keep = df[top_quantile_mask(df["test_final_btc"], top_quantile)]
+    order = keep.sort_values(["robust_score", "test_turns", "trial"], ascending=[False, True, True], kind="stable")
+    return order.index[0]

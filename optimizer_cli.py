@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Search strategy parameters on a train window, score them on a test window, emit the pick.
+
+Every trial is backtested (the compiled kernel of ethbtc_accum_bot.EthBtcStrategy) on both
+windows; the robust score penalises turns, fees, turnover and a train/test gap; the pick
+is the best robust score among the trials with the best test results (--top-quantile).
+
+    python optimizer_cli.py --data data/ETHBTC_15m.csv --config configs/prod_live.json \\
+        --train-start 2021-01-01 --train-end 2023-12-31 --test-start 2024-01-01 --test-end 2024-12-31 \\
+        --n-random 1000 --seed 1 --out out/opt.csv --emit-config out/best.json
+
+Persistent / distributed: add --storage sqlite:///out/opt.db (or a journal file path, or
+postgresql+psycopg://user@host/db) and --study-name NAME. Re-running the same command resumes
+the study; the same command on other machines with the same database joins it. --n-random
+is the number of completed trials the study should end with. Ctrl-C stops cleanly (exit 130)
+after writing the results of every completed trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.research import cli_common as C
+from ethbtc.research.runner import Job, JobResult, run_job
+from ethbtc.research.study import redact
+from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
+SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",
+        "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="optimizer_cli.py", description=__doc__ + "\n" + C.SCORING_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_data_flags(p)
+    C.add_window_flags(p)
+    C.add_search_flags(p)
+    C.add_scoring_flags(p)
+    g = p.add_argument_group("persistence (Optuna storage)")
+    g.add_argument("--storage", metavar="URL", help="sqlite:///file.db, postgresql://..., or a journal file path")
+    g.add_argument("--study-name", help="study to create, resume or join (default ethbtc-optimizer)")
+    g.add_argument("--fail-stale-minutes", type=float, metavar="N",
+                   help="after a worker crashed: mark its trials still RUNNING after N minutes as failed "
+                        "(only when every worker shares this clock and time zone)")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--out", help="CSV, one row per completed trial (every parameter its own column)")
+    o.add_argument("--excel-out", help="Excel workbook: Trials, Best, Settings")
+    o.add_argument("--no-excel", action="store_true", help="do not write Excel even if --excel-out is given")
+    o.add_argument("--emit-config", help="write the pick as a complete config JSON (backtest/live read it)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    C.check_search_flags(args)
+    pen = C.penalties(args)
+    base = C.load_base(args)
+    space = C.search_space(args, base)
+    candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
+    spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
+    job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
+              args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
+              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name})
+    train, test = candles.window(*spans["train"]), candles.window(*spans["test"])
+    if test.df.index[0] <= train.df.index[-1]:
+        print("warning: test window overlaps or precedes the train window", file=sys.stderr)
+    res = run_job(job)
+    report(res, args)
+    write_outputs(res, args, job)
+    return 130 if res.interrupted else 0
+
+
+def report(res: JobResult, args: argparse.Namespace) -> None:
+    o = res.outcome
+    print(f"optimizer: {len(res.frame)} completed trials in the study ({o.completed} this run, "
+          f"{o.failed} failed) -- {o.reason.replace('_', ' ')}; seed {res.handle.seed}, sampler {args.sampler}")
+    if o.errors:
+        print(f"  first failure: {o.errors[0]}", file=sys.stderr)
+    if res.best is None:
+        print("  no completed trials")
+        return
+    print(res.frame.head(5)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    b = res.best
+    print(f"pick: trial {int(b['trial'])}  robust {b['robust_score']:.5f}  test final {b['test_final_btc']:.6f} BTC "
+          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}")
+
+
+def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    if args.out:
+        write_csv(res.frame, args.out)
+        print(f"  trials CSV    -> {args.out}")
+    if args.excel_out and not args.no_excel:
+        settings = {k: str(v) for k, v in vars(args).items() if k != "storage"} | {"storage": str(redact(args.storage))}
+        sheets = {"Trials": res.frame, "Best": res.frame[res.frame["selected"]] if res.best is not None else res.frame,
+                  "Settings": pd.DataFrame(sorted(settings.items()), columns=["setting", "value"])}
+        write_excel(args.excel_out, sheets)
+        print(f"  Excel         -> {args.excel_out}")
+    if args.emit_config:
+        if res.best is None:
+            print("  no completed trial: config not written", file=sys.stderr)
+            return
+        b = res.best
+        meta = {
+            "source": "optimizer_cli.py", "data": str(args.data), "train": list(job.spans["train"]),
+            "test": list(job.spans["test"]), "seed": res.handle.seed, "sampler": args.sampler,
+            "study": res.handle.name, "storage": redact(args.storage), "trial": int(b["trial"]),
+            "n_trials": len(res.frame), "robust_score": float(b["robust_score"]),
+            "train_final_btc": float(b["train_final_btc"]), "test_final_btc": float(b["test_final_btc"]),
+            "test_turns": int(b["test_turns"]), "penalties": job.penalties.as_dict(), "top_quantile": args.top_quantile,
+        }
+        emit_config(args.emit_config, job.base, row_params(b), res.bar_minutes, meta)
+        print(f"  pick config   -> {args.emit_config}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
