@@ -14,6 +14,7 @@ Distances are ``ethbtc.levels.distance_bps``: the move from the price to each le
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import shutil
@@ -178,12 +179,20 @@ def demo_frames(bars: int = 160, lookback: int = 48, entry: float = 0.01, exit_:
     return frames
 
 
+def _price(text: str) -> float:
+    """A price, or nan for 'not known yet' (shown as warming up / no price)."""
+    value = float(text)  # ValueError: argparse reports an invalid value
+    if math.isnan(value) or (math.isfinite(value) and value > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"must be a positive price (or nan: not known yet), got {text!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="ascii_levelbar.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="show frames for synthetic bars, warm-up included")
-    parser.add_argument("--close", type=float, help="current close")
-    parser.add_argument("--buy", type=float, help="buy level (price)")
-    parser.add_argument("--sell", type=float, help="sell level (price)")
+    parser.add_argument("--close", type=_price, help="current close (nan: no price)")
+    parser.add_argument("--buy", type=_price, help="buy level (price; nan: warming up)")
+    parser.add_argument("--sell", type=_price, help="sell level (price; nan: warming up)")
     parser.add_argument("--closes", default="", help="comma-separated recent closes for the sparkline")
     parser.add_argument("--width", type=int, help="columns (default: terminal width)")
     parser.add_argument("--ascii", action="store_true", help="plain ASCII characters only")
@@ -203,9 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.close is None:
         parser.error("give --demo, or --close (with --buy and --sell)")
-    for flag, value in (("--close", args.close), ("--buy", args.buy), ("--sell", args.sell)):
-        if value is not None and not (value > 0 and math.isfinite(value)) and not math.isnan(value):
-            parser.error(f"{flag} must be a positive price (nan: not known yet), got {value}")
     try:
         closes = [float(x) for x in args.closes.split(",") if x.strip()]
     except ValueError:

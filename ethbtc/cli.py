@@ -17,7 +17,12 @@ from .errors import UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump) and exit code 2."""
+    """argparse with a one-line error (no usage dump) and exit code 2; ``type=float`` flags
+    refuse nan and inf (they would otherwise flow silently into sizes, buckets and scores)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", float, finite_float)  # argparse looks types up in this registry
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")
@@ -26,6 +31,17 @@ class ArgumentParser(argparse.ArgumentParser):
 def one_line(text: str) -> str:
     """Newlines (e.g. from an argument or a file's header echoed back) shown escaped."""
     return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not nan or inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def number(kind: type[int] | type[float] = float, low: float | None = None, high: float | None = None,
