@@ -26,7 +26,7 @@ from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text, check_writable
+from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
 from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
 from ethbtc.search import Window, evaluate, sample
 from ethbtc.strategy import Decision, EthBtcStrategy
@@ -93,14 +93,6 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
         print(f"warning: data: {line}", file=sys.stderr)
     bnb = load_candles(args.bnb_data, candles.interval_minutes) if args.bnb_data else None
     return candles, bnb
-
-
-def check_outputs(*paths: str | None) -> None:
-    """Refuse unwritable output paths before any work, so a failure never leaves some outputs new
-    and others old (each file itself is written atomically)."""
-    for path in paths:
-        if path:
-            check_writable(path)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

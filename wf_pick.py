@@ -35,6 +35,7 @@ from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles
 from ethbtc.errors import UserError
+from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
 from ethbtc.research import families as F
 from ethbtc.research import overfit as O
@@ -91,6 +92,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_outputs(args.out_csv, args.folds_out, args.oos_out, args.excel_out, args.emit_config)
     rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, args.band_round, args.step_round)
     pen = F.FamilyPenalties(args.penalty_turns, args.penalty_fees, args.penalty_turnover)
     if args.top_k < 1:

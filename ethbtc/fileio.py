@@ -57,6 +57,14 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def check_outputs(*paths: str | os.PathLike[str] | None) -> None:
+    """:func:`check_writable` for every output a command was given, before it does any work: a
+    failure never leaves some outputs new and others old, nor loses hours of work at the end."""
+    for path in paths:
+        if path:
+            check_writable(path)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
