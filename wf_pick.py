@@ -233,6 +233,12 @@ def overfit_report(args: argparse.Namespace, base: Config, interval: int | None,
 
 def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], interval: int | None,
            meta: dict[str, Any], table: pd.DataFrame, sheets: dict[str, pd.DataFrame], report: dict[str, Any]) -> None:
+    # the config first: a pick that is no valid config (damaged run rows) fails before any output
+    if args.emit_config:
+        if interval is None:
+            raise UserError("the runs do not say their bar interval; pass --config with bar_interval_minutes")
+        emit_config(args.emit_config, base, params, interval, _plain(meta))
+        print(f"  pick config   -> {args.emit_config}")
     if args.out_csv:
         write_csv(table, args.out_csv)
         print(f"  families CSV  -> {args.out_csv}")
@@ -242,11 +248,6 @@ def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], inter
                                                  columns=["measure", "value"])
         write_excel(args.excel_out, sheets)
         print(f"  Excel         -> {args.excel_out}")
-    if args.emit_config:
-        if interval is None:
-            raise UserError("the runs do not say their bar interval; pass --config with bar_interval_minutes")
-        emit_config(args.emit_config, base, params, interval, _plain(meta))
-        print(f"  pick config   -> {args.emit_config}")
 
 
 def _plain(v: Any) -> Any:

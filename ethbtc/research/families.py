@@ -74,6 +74,8 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
         df["run"] = f"{i}:{p.name}"
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
+    if out.empty:
+        raise UserError(f"no trials in {', '.join(paths)}")
     if "basis_btc" not in out.columns:
         out["basis_btc"] = 1.0
     return out
