@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     C.check_search_flags(args)
     check_outputs(args.out, args.excel_out, args.out_dir and Path(args.out_dir) / "best_check.json")
     ref = interval_minutes(args.ref_interval)
+    if ref > 10080:  # lookbacks scale by ref/m: beyond a week they are typos that fail every trial
+        raise UserError(f"--ref-interval {args.ref_interval!r}: at most 1w")
     loaded = C.load_base(args)
     base = build_config(loaded.flat() | {"bar_interval_minutes": None, "interval": None, "meta": loaded.meta})
     space = C.search_space(args, base)
