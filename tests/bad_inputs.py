@@ -223,3 +223,32 @@ CONFIGS: list[Bad] = [
     Bad("comments_and_bom", lambda d: b"\xef\xbb\xbf// note\n" + d.replace(b"{", b"{ // c\n", 1), suffix=".json",
         expect="ok"),
 ]
+
+
+# ---------------------------------------------------------------- optimiser trial CSVs (wf_pick --runs)
+
+def set_named(column: str, value: str, row: int = 0) -> Transform:
+    """Replace the cell of ``column`` (by header name) in data row ``row``."""
+    def make(data: bytes) -> bytes:
+        lines = _lines(data)
+        col = lines[0].split(",").index(column)
+        return set_cell(row, col, value)(data)
+    return make
+
+
+RUNS: list[Bad] = [
+    Bad("missing", lambda d: None),
+    Bad("directory", lambda d: b"", directory=True),
+    Bad("empty", lambda d: b""),
+    Bad("binary", lambda d: _binary(3000)),
+    Bad("latin1_byte", _latin1_row, core=False),
+    Bad("header_only", lambda d: _join(_lines(d)[:1]), core=False),
+    Bad("candles_not_trials", lambda d: b"open_time,open,high,low,close,volume\n1,1,1,1,1,1\n"),
+    Bad("nan_result", set_named("test_final_btc", "nan")),
+    Bad("text_lookback", set_named("trend_lookback", "abc")),
+    # caught when the picked row becomes a config (validated then)
+    Bad("negative_lookback", set_named("trend_lookback", "-5"), needle="trend_lookback", core=False),
+    Bad("unknown_trend_kind", set_named("trend_kind", "ema"), core=False),
+    Bad("inf_band", set_named("flip_band_entry", "inf"), core=False),
+    Bad("huge_line", lambda d: b"9" * HUGE_BYTES, core=False),
+]

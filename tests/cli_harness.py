@@ -118,13 +118,15 @@ def run_inprocess(module: str, argv: Sequence[str], *, cwd: Path) -> Run:
 
 
 def error_line(run: Run) -> str:
-    """The single ``error: ...`` line of a failed run; asserts the whole failure contract."""
+    """The single ``error: ...`` line of a failed run; asserts the whole failure contract:
+    exit code 2, no traceback, stderr ends with the only ``error: `` line (warnings and
+    progress lines may come before it)."""
     assert "Traceback" not in run.stderr, run.describe()
     assert run.returncode == 2, run.describe()
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert lines, run.describe()
     assert lines[-1].startswith("error: "), run.describe()
-    assert all(line.startswith("warning: ") for line in lines[:-1]), run.describe()
+    assert not any(line.startswith("error") for line in lines[:-1]), run.describe()
     return lines[-1]
 
 

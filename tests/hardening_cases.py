@@ -9,6 +9,7 @@ turns it into argv/env in its own folder, ``execute`` runs it (subprocess or in-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ethbtc.sample import generate
-from tests.bad_inputs import CANDLES, CONFIGS, KLINES, Bad
+from tests.bad_inputs import CANDLES, CONFIGS, KLINES, RUNS, Bad
 from tests.cli_harness import Run, error_line, output_problems, run_inprocess, run_script, seed_outputs
 from tests.sim_fixtures import SIM_KEY, SIM_SECRET, make_candles
 from tests.vision_mirror import Mirror, serve
@@ -32,6 +33,10 @@ BAD_NUMBERS = ("abc", "nan", "inf", "-1")
 # the short run feeds only this smoke set of each bad-input table to each script as a
 # subprocess; every other entry runs in-process (same run_main path), all as subprocesses in soak
 SMOKE = {"binary", "nan_price", "not_json", "unknown_key"}
+PLACEHOLDER_NAMES = {"{file}": "file.txt", "{dir}": "folder", "{candles}": "candles.csv"}
+# train/test windows inside the workspace candles (400 x 15m from 2022-01-01)
+WINDOWS = ("--train-start", "2022-01-01", "--train-end", "2022-01-03", "--test-start", "2022-01-04",
+           "--test-end", "2022-01-05")
 SMOKE_REPLIES = {"not_json", "order_without_fields"}
 
 
@@ -44,6 +49,7 @@ class Script:
     candles: tuple[str, ...] = ()  # flags fed tests/bad_inputs.CANDLES
     klines: tuple[str, ...] = ()  # flags fed KLINES
     configs: tuple[str, ...] = ()  # flags fed CONFIGS
+    runs: tuple[str, ...] = ()  # flags fed RUNS (optimiser trial CSVs)
     outputs: tuple[str, ...] = ()  # flags naming output files (also fed bad paths)
     bad_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # flag -> refused values
     required: tuple[str, ...] = ()  # flags whose absence is an error
@@ -76,7 +82,7 @@ def _key(flag: str) -> str:
 
 def build_cases(scripts: Mapping[str, Script]) -> list[Case]:
     cases: list[Case] = []
-    tables = {"candles": CANDLES, "klines": KLINES, "configs": CONFIGS}
+    tables = {"candles": CANDLES, "klines": KLINES, "configs": CONFIGS, "runs": RUNS}
     for s in scripts.values():
         cases.append(Case(s, "valid", "minimal", expect="ok"))
         cases.append(Case(s, "unknown_flag", "--no-such-flag", needles=("--no-such-flag",)))
@@ -91,8 +97,9 @@ def build_cases(scripts: Mapping[str, Script]) -> list[Case]:
                 cases.append(Case(s, "missing_value", "at end", flag=flag, needles=(flag,), core=False))
         for flag, values in s.bad_values.items():
             for j, value in enumerate(values):
+                shown = PLACEHOLDER_NAMES.get(value, value)  # a path placeholder: its file name
                 cases.append(Case(s, "value", value or "empty", flag=flag, value=value,
-                                  needles=(flag, _key(flag), value) if value else (flag, _key(flag)),
+                                  needles=(flag, _key(flag), shown) if value else (flag, _key(flag)),
                                   core=j == 0 and (flag == next(iter(s.bad_values)) or s.module is None)))
         for i, flag in enumerate(s.outputs):
             for label, value in (("under_a_file", "{file}/x.out"), ("a_folder", "{dir}")):
@@ -204,6 +211,8 @@ def open_workspace(root: Path, cases: list[Case]) -> Iterator[Workspace]:
     files["klines"].write_bytes(candles)
     files["bnb"].write_bytes(_csv_bytes(generate(400, 15, seed=11, start_price=0.009, gaps=0)))
     files["config"].write_bytes(config)
+    files["runs"] = root / "trials.csv"
+    trials = _trials_csv(files["candles"], files["runs"])
     junk = _JunkExchange(("127.0.0.1", 0), _JunkHandler)
     threading.Thread(target=junk.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     with serve(root / "vision") as mirror, serve_sim(make_candles(), api_key=SIM_KEY, api_secret=SIM_SECRET,
@@ -211,7 +220,7 @@ def open_workspace(root: Path, cases: list[Case]) -> Iterator[Workspace]:
                                                       start=200) as sim:
         months = [f"{y}-{m:02d}" for y in range(2018, 2022) for m in range(1, 13)]
         mirror.add_zip("data/spot/monthly/klines/ETHBTC/1h/ETHBTC-1h-2017-12.zip", _month_klines("2017-12").decode())
-        ws = Workspace(root, files, {"candles": candles, "klines": candles, "configs": config}, mirror,
+        ws = Workspace(root, files, {"candles": candles, "klines": candles, "configs": config, "runs": trials}, mirror,
                        f"http://127.0.0.1:{junk.server_address[1]}", sim.base_url)
         for case, month in zip((c for c in cases if c.kind == "archive"), months, strict=False):
             ws.archive_month[case.label] = month
@@ -227,6 +236,19 @@ def open_workspace(root: Path, cases: list[Case]) -> Iterator[Workspace]:
         finally:
             junk.shutdown()
             junk.server_close()
+
+
+def _trials_csv(candles: Path, out: Path) -> bytes:
+    """A real optimizer_cli.py trial CSV (8 trials) on the workspace candles, made in-process."""
+    import optimizer_cli
+    from ethbtc.cli import run_main
+
+    argv = ["--data", str(candles), *WINDOWS, "--n-random", "8", "--seed", "3", "--threads", "1",
+            "--no-progress", "--out", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        rc = run_main(optimizer_cli.main, argv)
+    assert rc == 0, err.getvalue()
+    return out.read_bytes()
 
 
 def _publish(mirror: Mirror, key: str, body: bytes) -> None:
@@ -293,6 +315,7 @@ def prepare(case: Case, ws: Workspace, folder: Path) -> Prepared:
             outputs.append(path)
             return str(path)
         values = {"{candles}": ws.files["candles"], "{config}": ws.files["config"], "{klines}": ws.files["klines"],
+                  "{runs}": ws.files["runs"], "{junk}": ws.exchange_url,
                   "{bnb}": ws.files["bnb"], "{mirror}": ws.mirror.url, "{outdir}": out, "{bad}": bad_path,
                   "{exchange}": ws.sim_url if case.kind != "reply" else ws.exchange_url,
                   "{file}": folder / "file.txt", "{dir}": folder / "folder"}
@@ -321,7 +344,9 @@ def execute(case: Case, ws: Workspace, folder: Path, inprocess: bool, fsize: int
     prep = prepare(case, ws, folder)
     if inprocess:
         assert case.script.module is not None
-        return run_inprocess(case.script.module, [*case.script.cmd[1:], *prep.argv], cwd=folder), prep
+        cmd = case.script.cmd
+        sub = cmd[1:] if cmd[0].endswith(".py") else cmd[2:]  # ("x.py", "backtest") / ("-m", "pkg.mod")
+        return run_inprocess(case.script.module, [*sub, *prep.argv], cwd=folder), prep
     limit = 200 if case.kind == "efbig" else fsize  # bytes: every output here is larger
     return run_script(case.script.cmd, prep.argv, cwd=folder, env=prep.env, fsize_limit=limit,
                       ready=case.script.ready, timeout=300), prep

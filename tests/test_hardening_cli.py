@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from tests.cli_harness import Run
 from tests.hardening_cases import (
     BAD_NUMBERS,
+    WINDOWS,
     Case,
     Prepared,
     Script,
@@ -45,8 +46,7 @@ from tests.sim_fixtures import SIM_KEY, SIM_SECRET
 
 BOT_OUT = ("--out", "{out:bars.csv}", "--trades-out", "{out:trades.csv}", "--json-out", "{out:summary.json}",
            "--excel-out", "{out:report.xlsx}")
-OPT_WINDOWS = ("--train-start", "2022-01-01", "--train-end", "2022-01-03", "--test-start", "2022-01-04",
-               "--test-end", "2022-01-05")
+RESEARCH = ("--n-random", "2", "--seed", "1", "--threads", "1", "--no-progress")
 SIM_KEYS = {"BINANCE_KEY": SIM_KEY, "BINANCE_SECRET": SIM_SECRET}
 
 SCRIPTS: dict[str, Script] = {s.name: s for s in [
@@ -59,12 +59,39 @@ SCRIPTS: dict[str, Script] = {s.name: s for s in [
                        "--min-trade-btc": ("inf", "-1"), "--strategy": ("ema",),
                        "--start": ("not-a-date", "2099-01-01", "99999-01-01"), "--end": ("2000-01-01",)}),
     Script("optimize", ("ethbtc_accum_bot.py", "optimize"),
-           ("--data", "{candles}", *OPT_WINDOWS, "--n-random", "2", "--out", "{out:trials.csv}",
+           ("--data", "{candles}", *WINDOWS, "--n-random", "2", "--out", "{out:trials.csv}",
             "--emit-config", "{out:best.json}"),
            module="ethbtc_accum_bot", candles=("--data",), configs=("--config",),
            outputs=("--out", "--emit-config", "--excel-out"), required=("--data", "--train-start"),
            bad_values={"--n-random": ("0", "-5", "abc", "99999999999999999999999"), "--seed": ("-1", "x"),
                        "--train-end": ("2021-12-01",), "--taker-fee": ("nan", "1")}),
+    Script("optimizer_cli", ("optimizer_cli.py",),
+           ("--data", "{candles}", *WINDOWS, *RESEARCH, "--out", "{out:trials.csv}", "--emit-config", "{out:pick.json}"),
+           module="optimizer_cli", candles=("--data", "--bnb-data"), configs=("--config",),
+           outputs=("--out", "--emit-config", "--excel-out"), required=("--data", "--test-end"),
+           bad_values={"--threads": ("100000", "-1", "x"), "--seed": ("-1", "1.5"), "--n-random": ("0",),
+                       "--top-quantile": ("0", "nan", "2"), "--lambda-turns": ("nan", "-1"), "--turns-scale": ("0",),
+                       "--min-improve": ("inf",), "--sampler": ("grid",), "--focus": ("0", "nan"),
+                       "--search-space": ("{file}", "{dir}", "{candles}"), "--storage": ("foo://bar", "{file}"),
+                       "--fail-stale-minutes": ("nan",), "--test-start": ("not-a-date", "2099-01-01")}),
+    Script("wf_pick", ("wf_pick.py",), ("--runs", "{runs}", "--min-occurs", "1", "--no-overfit",
+                                        "--out-csv", "{out:families.csv}", "--emit-config", "{out:pick.json}"),
+           module="wf_pick", runs=("--runs",), configs=("--config",),
+           outputs=("--out-csv", "--emit-config", "--excel-out", "--folds-out"),
+           bad_values={"--cd-bucket": ("nan", "0"), "--lb-bucket": ("0", "x"), "--q-fees": ("2", "nan"),
+                       "--top-k": ("0",), "--family-index": ("99", "-1"), "--min-occurs": ("0", "99"),
+                       "--band-round": ("0",), "--penalty-turns": ("nan",)}),
+    Script("multi_interval_opt", ("multi_interval_opt.py",),
+           ("--data", "{candles}", *WINDOWS, "--resample", "1h", *RESEARCH, "--out", "{out:summary.csv}",
+            "--excel-out", "{out:multi.xlsx}"),
+           module="multi_interval_opt", candles=("--data", "--bnb-data"), configs=("--config",),
+           outputs=("--out", "--excel-out"), required=("--data",),
+           bad_values={"--resample": ("7x", "5m", ",", "1M"), "--ref-interval": ("0m", "99999999999999999999m"),
+                       "--out-dir": ("{file}",), "--seed": ("-1",), "--threads": ("100000",)}),
+    Script("healthcheck", ("-m", "ethbtc.healthcheck"), ("--url", "{junk}/health", "--timeout", "5"),
+           module="ethbtc.healthcheck",
+           bad_values={"--url": ("ftp://x", "http://[::1", "nonsense", "http://127.0.0.1:99999/health"),
+                       "--timeout": ("nan", "-1", "0", "x")}),
     Script("selftest", ("ethbtc_accum_bot.py", "selftest"), (), module="ethbtc_accum_bot"),
     Script("vision_fix", ("vision_fix_timestamps.py",), ("--in", "{klines}", "--out", "{out:fixed.csv}"),
            module="vision_fix_timestamps", klines=("--in",), outputs=("--out",), required=("--in", "--out"),
