@@ -22,7 +22,7 @@ def trend_ratio(close: pd.Series | np.ndarray, kind: str, lookback: int) -> np.n
     """R6: sma -> close / mean(last L closes incl. t) - 1; roc -> close_t / close_{t-L} - 1."""
     c = np.asarray(close, dtype=np.float64)
     if kind == "sma":
-        base = pd.Series(c).rolling(lookback, min_periods=lookback).mean().to_numpy()
+        base = _rolling_mean(c, lookback)
         return c / base - 1.0
     if kind != "roc":
         raise ValueError(f"unknown trend_kind {kind!r}")
@@ -39,6 +39,23 @@ def realized_vol(close: pd.Series | np.ndarray, window: int, bar_minutes: int) -
     rets[:1] = np.nan
     rets[1:] = c[1:] / c[:-1] - 1.0  # what pandas' pct_change computes, without the Series overhead
     return _rolling_std(rets, window) * np.sqrt(525_600.0 / bar_minutes)
+
+
+@njit(cache=True, error_model="numpy")
+def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Mean of the last ``w`` values (NaN before), running sum refreshed every 128 bars."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    s = 0.0
+    for i in range(w - 1, n):
+        if i == w - 1 or (i - w + 1) % 128 == 0:
+            s = 0.0
+            for j in range(i - w + 1, i + 1):
+                s += x[j]
+        else:
+            s += x[i] - x[i - w]
+        out[i] = s / w
+    return out
 
 
 @njit(cache=True, error_model="numpy")
