@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean soak
+.PHONY: demo test soak lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,10 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# Long runs (issue 9): every hardening case as a subprocess, ~50 MB inputs, thousands of
+# hypothesis examples per fuzz test (failures saved in .hypothesis-fuzz/ and replayed first).
 soak: $(STAMP)
-	ETHBTC_SOAK=1 $(PY) -m pytest -q -m soak -s
+	ETHBTC_SOAK=1 HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q -m soak -s
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -14,6 +14,7 @@ Distances are ``ethbtc.levels.distance_bps``: the move from the price to each le
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import shutil
@@ -51,6 +52,13 @@ def fmt_bps(x: float) -> str:
     return "n/a" if not _finite(x) else f"{x:+.0f}bps"
 
 
+def _frac(x: float, lo: float, hi: float) -> float:
+    """(x - lo) / (hi - lo) in [0, 1] without overflow: halves keep 1e308 - (-1e308) finite."""
+    span = hi / 2 - lo / 2
+    f = (x / 2 - lo / 2) / span if span > 0 else 0.5
+    return min(1.0, max(0.0, f)) if math.isfinite(f) else 0.5
+
+
 def sparkline(values: Sequence[float], width: int, ascii_only: bool = False) -> str:
     """The last ``width`` values as one line of block characters (NaN -> blank)."""
     if width <= 0:
@@ -69,7 +77,7 @@ def sparkline(values: Sequence[float], width: int, ascii_only: bool = False) -> 
         elif hi == lo:
             out.append(chars[top // 2])
         else:
-            out.append(chars[round((v - lo) / (hi - lo) * top)])
+            out.append(chars[round(_frac(v, lo, hi) * top)])
     return "".join(out)
 
 
@@ -84,15 +92,15 @@ def levelbar(close: float, buy_level: float, sell_level: float, width: int, asci
         return "[" + text[:inner].center(inner) + "]"
     lo_level, hi_level = min(buy_level, sell_level), max(buy_level, sell_level)
     lo, hi = min(lo_level, close), max(hi_level, close)
-    pad = (hi - lo) * 0.08 or abs(close) * 0.001 or 1.0
-    lo, hi = lo - pad, hi + pad
+    pad = (hi / 2 - lo / 2) * 0.16 or abs(close) * 0.001 or 1.0
+    lo, hi = lo - pad, hi + pad  # may reach +-inf for absurd inputs: _frac copes
 
     def pos(x: float) -> int:
-        return min(inner - 1, max(0, round((x - lo) / (hi - lo) * (inner - 1))))
+        return min(inner - 1, max(0, round(_frac(x, lo, hi) * (inner - 1))))
 
     inside, outside, marker = ("-", ".", "*") if ascii_only else ("─", "·", "●")
-    cells = [inside if lo_level <= lo + (i / max(1, inner - 1)) * (hi - lo) <= hi_level else outside
-             for i in range(inner)]
+    first, last = pos(lo_level), pos(hi_level)
+    cells = [inside if first <= i <= last else outside for i in range(inner)]
     cells[pos(buy_level)] = "B"
     cells[pos(sell_level)] = "S"
     cells[pos(close)] = marker
@@ -171,12 +179,20 @@ def demo_frames(bars: int = 160, lookback: int = 48, entry: float = 0.01, exit_:
     return frames
 
 
+def _price(text: str) -> float:
+    """A price, or nan for 'not known yet' (shown as warming up / no price)."""
+    value = float(text)  # ValueError: argparse reports an invalid value
+    if math.isnan(value) or (math.isfinite(value) and value > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"must be a positive price (or nan: not known yet), got {text!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="ascii_levelbar.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="show frames for synthetic bars, warm-up included")
-    parser.add_argument("--close", type=float, help="current close")
-    parser.add_argument("--buy", type=float, help="buy level (price)")
-    parser.add_argument("--sell", type=float, help="sell level (price)")
+    parser.add_argument("--close", type=_price, help="current close (nan: no price)")
+    parser.add_argument("--buy", type=_price, help="buy level (price; nan: warming up)")
+    parser.add_argument("--sell", type=_price, help="sell level (price; nan: warming up)")
     parser.add_argument("--closes", default="", help="comma-separated recent closes for the sparkline")
     parser.add_argument("--width", type=int, help="columns (default: terminal width)")
     parser.add_argument("--ascii", action="store_true", help="plain ASCII characters only")
@@ -199,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         closes = [float(x) for x in args.closes.split(",") if x.strip()]
     except ValueError:
-        parser.error(f"--closes must be comma-separated numbers, got {args.closes!r}")
+        parser.error(f"--closes must be comma-separated numbers, got {args.closes[:60]!r}")
     nan = float("nan")
     buy = nan if args.buy is None else args.buy
     sell = nan if args.sell is None else args.sell

@@ -15,8 +15,9 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.errors import UserError
 from ethbtc.httpfetch import Fetcher
 from ethbtc.klines import write_klines
@@ -36,12 +37,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--prefer-daily", action="store_true", help="use daily zips for the newest month")
     p.add_argument("--base-url", default=os.environ.get("VISION_BASE_URL", DEFAULT_BASE_URL),
                    help="archive root or a mirror (env VISION_BASE_URL; default %(default)s)")
-    p.add_argument("--workers", type=int, default=4, help="parallel downloads (1-32, default 4)")
+    p.add_argument("--workers", type=number(int, 1, 32), default=4, help="parallel downloads (1-32, default 4)")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 .CHECKSUM check")
     p.add_argument("--keep", choices=["first", "last"],
                    help="which candle to keep when the archive has two different ones for one time")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds before a silent server counts as failed")
-    p.add_argument("--retries", type=int, default=4, help="extra attempts per file on 5xx/timeouts (default 4)")
+    p.add_argument("--timeout", type=number(float, 0, 3600, above=True), default=30.0, help="seconds before a silent server counts as failed")
+    p.add_argument("--retries", type=number(int, 0, 100), default=4, help="extra attempts per file on 5xx/timeouts (default 4)")
     return p
 
 
@@ -49,13 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     symbol = check_symbol(args.symbol)
     intervals = list(dict.fromkeys(vision_interval(t) for a in args.intervals for t in a.split(",") if t.strip()))
+    if not intervals:
+        raise UserError("--intervals: give at least one interval, e.g. 1h")
     rng = parse_range(args.start, args.end)
-    if not 1 <= args.workers <= 32:
-        raise UserError(f"--workers {args.workers}: use 1 to 32")
-    if args.timeout <= 0 or args.retries < 0:
-        raise UserError("--timeout must be > 0 and --retries >= 0")
-    if not args.base_url.startswith(("http://", "https://")):
-        raise UserError(f"--base-url {args.base_url!r}: must start with http:// or https://")
+    try:
+        url = urlsplit(args.base_url)
+        url.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise UserError(f"--base-url {args.base_url!r}: expected http(s)://host[:port][/path]")
     out_dir = writable_dir(Path(args.out_dir))
     fetcher = Fetcher(timeout=args.timeout, retries=args.retries, pool_size=args.workers)
     cache = ArchiveCache(fetcher, args.base_url, out_dir / CACHE_DIR, verify=not args.no_verify)

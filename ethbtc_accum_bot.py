@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from ethbtc.backtest import BacktestResult, prepare_bnb, run_backtest
-from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text
+from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
 from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
 from ethbtc.search import Window, evaluate, sample
 from ethbtc.strategy import Decision, EthBtcStrategy
@@ -96,6 +96,7 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
     window = candles.window(args.start, args.end)
@@ -126,8 +127,7 @@ def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    if args.n_random < 1:
-        raise UserError("--n-random must be at least 1")
+    check_outputs(args.out, args.excel_out, args.emit_config)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
@@ -222,8 +222,9 @@ def build_parser() -> ArgumentParser:
     _add_common(op, False)
     for name in ("--train-start", "--train-end", "--test-start", "--test-end"):
         op.add_argument(name, required=True, help="YYYY-MM-DD (UTC)")
-    op.add_argument("--n-random", type=int, default=100, help="number of random trials (default 100)")
-    op.add_argument("--seed", type=int, default=0, help="random seed for reproducible searches (default 0)")
+    op.add_argument("--n-random", type=number(int, 1, 1_000_000), default=100,
+                    help="number of random trials (default 100)")
+    op.add_argument("--seed", type=number(int, 0), default=0, help="random seed for reproducible searches (default 0)")
     op.add_argument("--out", help="CSV with one row per trial")
     op.add_argument("--excel-out", help="Excel with the trials")
     op.add_argument("--emit-config", help="write the best trial as a config JSON")

@@ -32,6 +32,7 @@ from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.config import build_config
 from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
+from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
 from ethbtc.research.intervals import Scaler, resample
 from ethbtc.research.runner import Job, run_job
@@ -66,6 +67,8 @@ def load_intervals(args: argparse.Namespace) -> list[Candles]:
         if len(sets) != 1:
             raise UserError("--resample works with exactly one --data file")
         targets = [interval_minutes(x) for x in args.resample.split(",") if x.strip()]
+        if not targets:
+            raise UserError(f"--resample {args.resample!r}: give intervals, e.g. 30m,1h")
         sets += [resample(sets[0], m) for m in targets if m != sets[0].interval_minutes]
     minutes = [c.interval_minutes for c in sets]
     if len(set(minutes)) != len(minutes):
@@ -80,7 +83,10 @@ def label(minutes: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     C.check_search_flags(args)
+    check_outputs(args.out, args.excel_out, args.out_dir and Path(args.out_dir) / "best_check.json")
     ref = interval_minutes(args.ref_interval)
+    if ref > 10080:  # lookbacks scale by ref/m: beyond a week they are typos that fail every trial
+        raise UserError(f"--ref-interval {args.ref_interval!r}: at most 1w")
     loaded = C.load_base(args)
     base = build_config(loaded.flat() | {"bar_interval_minutes": None, "interval": None, "meta": loaded.meta})
     space = C.search_space(args, base)
@@ -99,8 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   label={"data": Path(candles.report.path).name, "ref_minutes": ref})
         res = run_job(job)
         if res.best is None:
-            print(f"{label(m)}: no completed trials", file=sys.stderr)
-            break
+            if res.interrupted:
+                interrupted = True
+                break
+            why = f" (first failure: {res.outcome.errors[0]})" if res.outcome.errors else ""
+            raise UserError(f"{label(m)}: no completed trials{why}")
         b = res.best
         rows.append({"interval": label(m), "bar_minutes": m, **b.to_dict(),
                      "lookback_hours": b["trend_lookback"] * m / 60, "vol_window_hours": b["vol_window"] * m / 60,

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
 from ethbtc.research.runner import Job, JobResult, run_job
 from ethbtc.research.study import redact
@@ -59,6 +60,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     C.check_search_flags(args)
+    check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config)
     pen = C.penalties(args)
     base = C.load_base(args)
     space = C.search_space(args, base)

@@ -21,7 +21,7 @@ from binance.error import ClientError, ServerError
 from binance.spot import Spot
 from dotenv import load_dotenv
 
-from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.endpoints import TESTNET_URL, classify_base_url
 from ethbtc.errors import UserError
 
@@ -44,13 +44,17 @@ def build_parser() -> ArgumentParser:
     size.add_argument("--quote-qty", type=_amount, help="quote amount (BTC for ETHBTC)")
     p.add_argument("--symbol", default="ETHBTC")
     p.add_argument("--base-url", help="exchange URL (overrides BINANCE_BASE_URL)")
-    p.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds (10)")
+    p.add_argument("--timeout", type=number(float, 0, 3600, above=True), default=10.0, help="HTTP timeout in seconds, up to 3600 (10)")
     return p
 
 
 def settings(args_url: str | None) -> tuple[str, str, str]:
     """(base_url, key, secret) from flags, environment and .env; refuses mainnet before any I/O."""
-    load_dotenv(os.environ.get("DOTENV_PATH", ".env"), override=False)
+    dotenv = os.environ.get("DOTENV_PATH", ".env")
+    try:
+        load_dotenv(dotenv, override=False)
+    except UnicodeDecodeError:
+        raise UserError(f"{dotenv}: not a UTF-8 text file (DOTENV_PATH names the .env file)") from None
     base_url = (args_url or os.environ.get("BINANCE_BASE_URL") or TESTNET_URL).rstrip("/")
     kind = classify_base_url(base_url)
     if kind == "mainnet":
@@ -64,15 +68,23 @@ def settings(args_url: str | None) -> tuple[str, str, str]:
     return base_url, key, secret
 
 
+# what a malformed exchange reply (not JSON, missing fields, wrong shapes) raises while we read it
+_BAD_REPLY = (KeyError, IndexError, TypeError, ValueError, ArithmeticError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     base_url, key, secret = settings(args.base_url)
     client = Spot(api_key=key, api_secret=secret, base_url=base_url, timeout=args.timeout)
     size = {"quantity": args.qty} if args.qty else {"quoteOrderQty": args.quote_qty}
+    sent = False
     try:
         info = client.exchange_info(symbol=args.symbol)["symbols"][0]
+        base, quote = info["baseAsset"], info["quoteAsset"]
+        sent = True
         order = client.new_order(args.symbol, args.side, "MARKET", newOrderRespType="FULL", **size)
         balances = client.account()["balances"]
+        lines = report(order, balances, args.side, base, quote, base_url)
     except ClientError as exc:
         raise UserError(f"exchange rejected the request: {exc.error_code} {exc.error_message}") from None
     except ServerError as exc:
@@ -80,18 +92,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "check the account before retrying") from None
     except requests.RequestException as exc:
         raise UserError(f"cannot reach {base_url}: {type(exc).__name__}") from None
-    base, quote = info["baseAsset"], info["quoteAsset"]
+    except _BAD_REPLY as exc:
+        outcome = "; the order outcome is unknown, check the account before retrying" if sent else ""
+        raise UserError(f"unexpected reply from {base_url} ({type(exc).__name__}: {str(exc)[:80]}){outcome}") from None
+    print("\n".join(lines))
+    return 0
+
+
+def report(order: dict, balances: list[dict], side: str, base: str, quote: str, base_url: str) -> list[str]:
+    """The order, its fills and the balances after, as printed lines (built before any printing)."""
     executed, spent = Decimal(order["executedQty"]), Decimal(order["cummulativeQuoteQty"])
     avg = spent / executed if executed else Decimal(0)
-    print(f"order {order['orderId']} {order['status']}: {args.side} {executed} {base} for {spent} {quote} "
-          f"(avg price {avg:.8f}) on {base_url}")
+    lines = [f"order {order['orderId']} {order['status']}: {side} {executed} {base} for {spent} {quote} "
+             f"(avg price {avg:.8f}) on {base_url}"]
     for f in order.get("fills", []):
-        print(f"  fill {f['qty']} @ {f['price']}  commission {f['commission']} {f['commissionAsset']}")
-    print("balances after:")
+        lines.append(f"  fill {f['qty']} @ {f['price']}  commission {f['commission']} {f['commissionAsset']}")
+    lines.append("balances after:")
     for b in balances:
         if b["asset"] in (base, quote, "BNB"):
-            print(f"  {b['asset']:<5} free {b['free']}  locked {b['locked']}")
-    return 0
+            lines.append(f"  {b['asset']:<5} free {b['free']}  locked {b['locked']}")
+    return lines
 
 
 if __name__ == "__main__":

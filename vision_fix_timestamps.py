@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.errors import DataError, UserError
+from ethbtc.fileio import check_writable
 from ethbtc.klines import (
     Cleanup,
     align_to_grid,
@@ -47,6 +48,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     given = interval_minutes(args.freq) * 60_000 if args.freq else None
+    check_writable(args.out)
     src = Path(args.inp)
     cleanup = Cleanup()
     df = read_klines(src, cleanup=cleanup)
@@ -61,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if step % 60_000:
         raise UserError(f"{src}: rows are {step / 60_000:g} minutes apart (median); pass --freq")
     df = align_to_grid(df, step, cleanup)
-    df = sort_dedupe(df, keep=args.keep, cleanup=cleanup)
+    try:
+        df = sort_dedupe(df, keep=args.keep, cleanup=cleanup)
+    except DataError as exc:
+        raise DataError(f"{src}: {exc}") from None
     report = gap_report(df, step)
     added = 0
     if args.fill_gaps:

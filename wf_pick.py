@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from ethbtc.backtest import prepare_bnb
-from ethbtc.cli import ArgumentParser, run_main
+from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles
 from ethbtc.errors import UserError
+from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
 from ethbtc.research import families as F
 from ethbtc.research import overfit as O
@@ -42,6 +43,7 @@ from ethbtc.research import walkforward as W
 from ethbtc.research.runner import Job
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
 
+DAYS = number(float, 0, 36_500, above=True)  # fold lengths; 1e300 days overflowed pandas' Timedelta
 SHOW = ["family", "runs", "members", "mean_test_final", "std_test_final", "min_test_final", "max_test_final",
         "mean_turns", "family_score"]
 
@@ -71,12 +73,12 @@ def build_parser() -> ArgumentParser:
     w.add_argument("--bnb-data", help="BNBBTC candles for fees paid in BNB")
     w.add_argument("--start", help="use data from this date (UTC)")
     w.add_argument("--end", help="use data up to this date (UTC, inclusive)")
-    w.add_argument("--train-days", type=float, default=365, help="training period per fold (default 365)")
-    w.add_argument("--test-days", type=float, default=90, help="test period per fold (default 90)")
-    w.add_argument("--step-days", type=float, help="fold step (default: --test-days, contiguous tests)")
+    w.add_argument("--train-days", type=DAYS, default=365, help="training period per fold (default 365)")
+    w.add_argument("--test-days", type=DAYS, default=90, help="test period per fold (default 90)")
+    w.add_argument("--step-days", type=DAYS, help="fold step (default: --test-days, contiguous tests)")
     w.add_argument("--val-frac", type=float, default=0.3, help="share of each training period used to score (default 0.3)")
     w.add_argument("--pbo-splits", type=int, default=16, help="CSCV blocks (even; default 16)")
-    w.add_argument("--pbo-configs", type=int, default=64, help="at most this many candidate families in the PBO (default 64)")
+    w.add_argument("--pbo-configs", type=number(int, 2), default=64, help="at most this many candidate families in the PBO (default 64)")
     w.add_argument("--no-overfit", action="store_true", help="skip the overfitting report")
     C.add_search_flags(p, n_default=100)
     C.add_scoring_flags(p)
@@ -91,6 +93,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_outputs(args.out_csv, args.folds_out, args.oos_out, args.excel_out, args.emit_config)
     rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, args.band_round, args.step_round)
     pen = F.FamilyPenalties(args.penalty_turns, args.penalty_fees, args.penalty_turnover)
     if args.top_k < 1:
@@ -231,6 +234,12 @@ def overfit_report(args: argparse.Namespace, base: Config, interval: int | None,
 
 def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], interval: int | None,
            meta: dict[str, Any], table: pd.DataFrame, sheets: dict[str, pd.DataFrame], report: dict[str, Any]) -> None:
+    # the config first: a pick that is no valid config (damaged run rows) fails before any output
+    if args.emit_config:
+        if interval is None:
+            raise UserError("the runs do not say their bar interval; pass --config with bar_interval_minutes")
+        emit_config(args.emit_config, base, params, interval, _plain(meta))
+        print(f"  pick config   -> {args.emit_config}")
     if args.out_csv:
         write_csv(table, args.out_csv)
         print(f"  families CSV  -> {args.out_csv}")
@@ -240,11 +249,6 @@ def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], inter
                                                  columns=["measure", "value"])
         write_excel(args.excel_out, sheets)
         print(f"  Excel         -> {args.excel_out}")
-    if args.emit_config:
-        if interval is None:
-            raise UserError("the runs do not say their bar interval; pass --config with bar_interval_minutes")
-        emit_config(args.emit_config, base, params, interval, _plain(meta))
-        print(f"  pick config   -> {args.emit_config}")
 
 
 def _plain(v: Any) -> Any:

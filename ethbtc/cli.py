@@ -1,45 +1,106 @@
 """Shared command-line plumbing: every script's ``main`` runs under :func:`run_main`.
 
-User mistakes (:class:`~ethbtc.errors.UserError`, argparse errors, missing files) become one
-line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
+User mistakes (:class:`~ethbtc.errors.UserError`, argparse errors, missing files, unwritable
+paths, a full disk) become one line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump) and exit code 2."""
+    """argparse with a one-line error (no usage dump) and exit code 2; ``type=float`` flags
+    refuse nan and inf (they would otherwise flow silently into sizes, buckets and scores)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", float, finite_float)  # argparse looks types up in this registry
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: str) -> str:
+    """Newlines (e.g. from an argument or a file's header echoed back) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not nan or inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def number(kind: type[int] | type[float] = float, low: float | None = None, high: float | None = None,
+           *, above: bool = False) -> Callable[[str], Any]:
+    """argparse ``type=``: a finite int/float within [low, high] (``above``: strictly > low).
+
+    A bad value reads ``argument --speed: must be a number > 0, got 'nan'`` (never nan/inf).
+    """
+    what = "an integer" if kind is int else "a number"
+    def show(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+    parts = [f"{'>' if above else '>='} {show(low)}"] if low is not None else []
+    parts += [f"<= {show(high)}"] if high is not None else []
+    expect = f"{what} {' and '.join(parts)}".strip()
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expect}, got {text!r}") from None
+        ok = math.isfinite(value) and (low is None or (value > low if above else value >= low))
+        if not ok or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {expect}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _error(message: str) -> None:
+    print(f"error: {one_line(message)}", file=sys.stderr)
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     try:
         rc = main(argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return exc.exit_code
     except FileNotFoundError as exc:
-        print(f"error: file not found: {exc.filename}", file=sys.stderr)
+        _error(f"file not found: {exc.filename}")
         return 2
     except IsADirectoryError as exc:
-        print(f"error: expected a file, got a directory: {exc.filename}", file=sys.stderr)
+        _error(f"expected a file, got a directory: {exc.filename}")
         return 2
     except PermissionError as exc:
-        print(f"error: permission denied: {exc.filename}", file=sys.stderr)
+        _error(f"permission denied: {exc.filename}")
         return 2
     except BrokenPipeError:
         # stdout closed early (output piped into `head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # any other file-system failure the user can fix: a path through a file (ENOTDIR),
+        # an existing non-folder, a full disk (ENOSPC) or file-size limit (EFBIG)
+        where = f": {exc.filename}" if exc.filename else ""
+        text = " ".join(str(exc.strerror or exc).split())
+        _error(f"{text}{where}")
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

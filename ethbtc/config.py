@@ -21,6 +21,7 @@ from .errors import ConfigError, UserError
 from .timeframes import interval_minutes
 
 Fee = Field(ge=0.0, le=0.01)
+MAX_BARS = 1_000_000  # lookback/window cap: larger values are typos, and overflow the kernel's C integers
 
 
 class _Section(BaseModel):
@@ -29,10 +30,10 @@ class _Section(BaseModel):
 
 class StrategyParams(_Section):
     trend_kind: Literal["sma", "roc"] = Field("sma", description="trend measure (R6)")
-    trend_lookback: int = Field(192, ge=1, description="bars in the trend window (R6)")
+    trend_lookback: int = Field(192, ge=1, le=MAX_BARS, description="bars in the trend window (R6)")
     flip_band_entry: float = Field(0.03, ge=0, description="ratio below trend that makes ETH cheap (R8)")
     flip_band_exit: float = Field(0.01, ge=0, description="ratio below trend where ETH is sold (R8)")
-    vol_window: int = Field(96, ge=2, description="returns in the realised-volatility window (R7)")
+    vol_window: int = Field(96, ge=2, le=MAX_BARS, description="returns in the realised-volatility window (R7)")
     vol_adapt_k: float = Field(0.0, ge=0, description="band widening per unit of annualised vol (R8)")
     target_vol: float = Field(0.0, ge=0, description="annualised vol target; 0 = multiplier 1 (R10)")
     min_mult: float = Field(0.5, ge=0, description="lower clip of the vol multiplier (R10)")
@@ -40,10 +41,10 @@ class StrategyParams(_Section):
     cooldown_minutes: float = Field(240.0, ge=0, description="minimum minutes between flips (R14)")
     step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar (R19)")
     max_position: float = Field(1.0, gt=0, le=1, description="cap on the ETH weight (R16)")
-    gate_window_days: int = Field(0, ge=0, description="daily ROC window of the regime gate; 0 = off (R9)")
+    gate_window_days: int = Field(0, ge=0, le=36_500, description="daily ROC window of the regime gate; 0 = off (R9)")
     gate_roc_threshold: float = Field(0.0, ge=0, description="|daily ROC| needed to open the gate (R9)")
     rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20)")
-    bar_interval_minutes: int | None = Field(None, ge=1, description="bar length; checked against data (R5)")
+    bar_interval_minutes: int | None = Field(None, ge=1, le=525_600, description="bar length; checked against data (R5)")
 
     @model_validator(mode="after")
     def _check(self) -> StrategyParams:
@@ -203,19 +204,24 @@ def _flatten(raw: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str
             for sub, subval in value.items():
                 home = KEY_SECTION.get(sub)
                 if home is None:
-                    raise ConfigError(f"{source}: unknown key '{key}.{sub}'{_nearest(sub)}")
+                    raise ConfigError(f"{source}: unknown key '{_short(key)}.{_short(sub)}'{_nearest(sub)}")
                 if home != section:
                     raise ConfigError(f"{source}: key '{key}.{sub}' belongs in section '{home}'")
                 put(sub, subval, f"section '{key}'")
         elif key in KEY_SECTION:
             put(key, value, "top level")
         else:
-            raise ConfigError(f"{source}: unknown key '{key}'{_nearest(key)}")
+            raise ConfigError(f"{source}: unknown key '{_short(key)}'{_nearest(key)}")
     return flat, meta
 
 
-def build_config(data: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "config") -> Config:
-    """Validate a parsed (flat or nested) mapping, apply overrides, return a Config."""
+def build_config(data: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "config",
+                 strict: bool = False) -> Config:
+    """Validate a parsed (flat or nested) mapping, apply overrides, return a Config.
+
+    ``strict`` (used for JSON files) refuses values of the wrong JSON type instead of coercing
+    them: ``"trend_lookback": true`` or ``"pay_fees_in_bnb": "yes"`` are errors, not 1 and True.
+    """
     flat, meta = _flatten(data, source)
     for key, value in (overrides or {}).items():
         if key not in KEY_SECTION:
@@ -229,14 +235,20 @@ def build_config(data: dict[str, Any], overrides: dict[str, Any] | None = None, 
     for key, value in flat.items():
         nested[KEY_SECTION[key]][key] = value
     try:
-        return Config(**nested, meta=meta)
+        return Config.model_validate(nested | {"meta": meta}, strict=strict)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         got = err.get("input")
-        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        got_txt = "" if isinstance(got, dict) else f" (got {_short(repr(got))})"
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"{source}: {loc or 'config'}: {msg}{got_txt}") from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """User text for a one-line message: control characters escaped, long text cut."""
+    text = json.dumps(text, ensure_ascii=False)[1:-1] if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
@@ -244,19 +256,43 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is None:
         return build_config({}, overrides)
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, expected a JSON config file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    data = parse_json_object(strip_json_comments(text), str(p))
+    return build_config(data, overrides, source=str(p), strict=True)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"key '{_short(key)}' is given twice in one object")
+        out[key] = value
+    return out
+
+
+def parse_json_object(text: str, source: str) -> dict[str, Any]:
+    """JSON text -> dict, every failure a one-line ConfigError (bad syntax, duplicate keys,
+    absurd nesting or numbers; json.loads would otherwise raise RecursionError/ValueError)."""
     try:
-        data = json.loads(strip_json_comments(text))
+        data = json.loads(text, object_pairs_hook=_refuse_duplicates)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal with more than 4300 digits
+        raise ConfigError(f"{source}: invalid JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: top level must be a JSON object, got {type(data).__name__}")
-    return build_config(data, overrides, source=str(p))
+        raise ConfigError(f"{source}: top level must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def reference_markdown() -> str:

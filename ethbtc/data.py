@@ -8,6 +8,7 @@ reported, never invented (R4); the interval is inferred and checked against the 
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,10 @@ def slice_window(df: pd.DataFrame, start: str | None, end: str | None, what: str
 def _read_json(p: Path) -> pd.DataFrame:
     try:
         rows = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: not valid JSON candles ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{p}: not valid JSON candles (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an int with > 4300 digits
+        raise DataError(f"{p}: not valid JSON candles ({str(exc).splitlines()[0][:200]})") from None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and len(r) >= 6 for r in rows):
         raise DataError(f"{p}: expected a JSON list of [open_time, open, high, low, close, volume] rows")
     return pd.DataFrame([r[:6] for r in rows], columns=["open_time", *OHLCV])
@@ -127,10 +130,11 @@ def _read_csv(p: Path) -> pd.DataFrame:
         head = fh.read(4096)
     if b"\x00" in head:
         raise DataError(f"{p}: binary file, expected a CSV of candles")
-    try:
-        first = head.decode("utf-8-sig").splitlines()[0] if head.strip() else ""
+    try:  # incremental: a multi-byte character cut at byte 4096 is not an encoding error
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
         raise DataError(f"{p}: not a UTF-8 text CSV") from None
+    first = next((line for line in text.splitlines() if line.strip()), "")  # pandas skips blank lines
     if not first.strip():
         raise DataError(f"{p}: empty file")
     cells = [c.strip().strip('"') for c in first.split(",")]
@@ -150,7 +154,8 @@ def _read_csv(p: Path) -> pd.DataFrame:
     missing = [c for c in OHLCV if c not in df.columns]
     if time_col is None or missing:
         need = ([] if time_col else ["open_time"]) + missing
-        raise DataError(f"{p}: missing column(s) {', '.join(need)}; found {', '.join(df.columns[:12])}")
+        found = ", ".join(json.dumps(c, ensure_ascii=False)[1:-1][:40] for c in df.columns[:12])  # one line
+        raise DataError(f"{p}: missing column(s) {', '.join(need)}; found {found}")
     return df.rename(columns={time_col: "open_time"})[["open_time", *OHLCV]]
 
 
@@ -162,17 +167,36 @@ def _is_number(s: str) -> bool:
     return True
 
 
+# open_time must fall in [1970-01-01, 2200-01-01): anything else is a corrupt or mis-scaled
+# timestamp (and beyond 2262 pandas cannot even hold it)
+MIN_MS, MAX_MS = 0, 7_258_118_400_000
+
+
 def _to_ms(col: pd.Series, p: Path) -> np.ndarray:
     num = pd.to_numeric(col, errors="coerce")
     if num.notna().all():
-        return epoch_to_ms(num.to_numpy())
+        v = num.to_numpy(dtype=np.float64)
+        ok = np.isfinite(v) & (v >= 0) & (v < MAX_MS * 1000.0)  # microseconds at most (SPEC R2)
+        ms = epoch_to_ms(np.where(ok, v, 0.0))
+        return _check_range(ms, ok, col, p)
     try:
         ts = pd.to_datetime(col, utc=True, format="mixed")
-    except (ValueError, TypeError):
-        raise DataError(f"{p}: open_time has values that are neither epoch numbers nor dates") from None
+    except (ValueError, TypeError, OverflowError):  # includes OutOfBoundsDatetime (year 3000)
+        raise DataError(f"{p}: open_time has values that are neither epoch numbers nor dates "
+                        "between 1970 and 2200") from None
     if ts.isna().any():
         raise DataError(f"{p}: open_time has {int(ts.isna().sum())} empty values")
-    return (ts.astype("datetime64[ns, UTC]").astype("int64") // 1_000_000).to_numpy()
+    ms = (ts.dt.as_unit("ms").astype("int64")).to_numpy()
+    return _check_range(ms, np.ones(len(ms), dtype=bool), col, p)
+
+
+def _check_range(ms: np.ndarray, ok: np.ndarray, col: pd.Series, p: Path) -> np.ndarray:
+    ok = ok & (ms >= MIN_MS) & (ms < MAX_MS)
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise DataError(f"{p}: open_time {str(col.iloc[row])[:40]!r} (data row {row + 1}) is not a time "
+                        f"between 1970 and 2200; {int((~ok).sum())} such rows")
+    return ms
 
 
 def load_candles(path: str | Path, interval: str | int | None = None) -> Candles:

@@ -25,8 +25,12 @@ MAINNET_DOMAINS = ("binance.com", "binance.us")
 
 def classify_base_url(url: str) -> Environment:
     """'mainnet', 'testnet', 'local' (loopback: the paper exchange) or 'unknown'."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
+    except ValueError:  # e.g. 'http://[::1' (unbalanced IPv6 bracket)
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"invalid exchange URL {url!r}: expected http(s)://host[:port]")
     host = parts.hostname.lower().rstrip(".")
     if host in TESTNET_HOSTS:

@@ -13,8 +13,10 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from .cli import ArgumentParser, run_main
+from .errors import UserError
 from .metrics_server import DEFAULT_PORT
 
 
@@ -41,6 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", default=f"http://127.0.0.1:{port}/health", help="health endpoint to probe")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     args = parser.parse_args(argv)
+    try:
+        parts = urlsplit(args.url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--url {args.url!r}: expected http(s)://host[:port]/health")
+    if args.timeout <= 0:
+        raise UserError(f"--timeout must be > 0, got {args.timeout}")
     ok, line = probe(args.url, args.timeout)
     print(line)
     return 0 if ok else 1

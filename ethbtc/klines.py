@@ -28,6 +28,8 @@ KLINE_COLUMNS = [
 ]
 TIME_COLUMNS = ("open_time", "close_time")
 VALUE_COLUMNS = [c for c in KLINE_COLUMNS if c not in TIME_COLUMNS]
+PRICE_COLUMNS = ("open", "high", "low", "close")
+MAX_TIME_US = 7_258_118_400_000_000.0  # 2200-01-01 in microseconds, the largest unit (SPEC R2)
 FILLED = "filled"
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -60,11 +62,14 @@ def read_klines(source: str | Path | IO[str], name: str | None = None,
     """
     label = name or str(source)
     try:
-        raw = pd.read_csv(source, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        raw = pd.read_csv(source, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                          encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise DataError(f"{label}: file is empty") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{label}: not a valid CSV ({str(exc).strip().splitlines()[-1]})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{label}: not a UTF-8 text CSV (binary file?)") from None
     first_line = 1
     has_filled = False
     if len(raw) and not _is_number(raw.iat[0, 0]):
@@ -80,10 +85,19 @@ def read_klines(source: str | Path | IO[str], name: str | None = None,
     df = df.reset_index(drop=True)
     for col in df.columns:
         df[col] = df[col].str.strip()
-        bad = pd.to_numeric(df[col], errors="coerce").isna()
+        num = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        bad, what = np.isnan(num), "is not a number"
+        if not bad.any():
+            bad, what = np.isinf(num), "is not a finite number"
+        if not bad.any():
+            bad = num <= 0 if col in PRICE_COLUMNS else num < 0
+            what = "must be positive" if col in PRICE_COLUMNS else "must not be negative"
+        if col in TIME_COLUMNS and not bad.any():
+            bad = num >= MAX_TIME_US
+            what = "is not a time before 2200"
         if bad.any():
-            i = int(np.argmax(bad.to_numpy()))
-            raise DataError(f"{label}: line {i + first_line}: {col} {df[col].iat[i]!r} is not a number")
+            i = int(np.argmax(bad))
+            raise DataError(f"{label}: line {i + first_line}: {col} {df[col].iat[i][:40]!r} {what}")
     raw_open = pd.to_numeric(df["open_time"]).to_numpy(np.float64)
     if cleanup is not None:
         cleanup.times_rescaled += int(((raw_open < 1e11) | (raw_open >= 1e14)).sum())
@@ -93,7 +107,11 @@ def read_klines(source: str | Path | IO[str], name: str | None = None,
 
 
 def read_klines_bytes(data: bytes, name: str, cleanup: Cleanup | None = None) -> pd.DataFrame:
-    return read_klines(io.StringIO(data.decode("utf-8-sig")), name=name, cleanup=cleanup)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{name}: not a UTF-8 text CSV (binary file?)") from None
+    return read_klines(io.StringIO(text), name=name, cleanup=cleanup)
 
 
 def sort_dedupe(df: pd.DataFrame, keep: str | None = None, cleanup: Cleanup | None = None) -> pd.DataFrame:

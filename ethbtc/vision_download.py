@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 from tqdm import tqdm
 
-from .errors import UserError
+from .errors import DataError, UserError
 from .klines import Cleanup, GapReport, gap_report, sort_dedupe
 from .timeframes import interval_minutes
 from .vision import ArchiveCache, DateRange, Fetched, daily_key, monthly_key, read_zip_klines
@@ -123,6 +123,9 @@ def _merge(interval: str, plans: list[MonthPlan], got: dict[str, Fetched], cache
         return res
     df = pd.concat(frames, ignore_index=True)
     df = df[(df["open_time"] >= rng.start_ms) & (df["open_time"] < rng.end_ms_exclusive)]
-    res.frame = sort_dedupe(df, keep=keep, cleanup=res.cleanup)
+    try:
+        res.frame = sort_dedupe(df, keep=keep, cleanup=res.cleanup)
+    except DataError as exc:  # say which download the clash is in
+        raise DataError(f"{interval} klines from {cache.base_url}: {exc}") from None
     res.report = gap_report(res.frame, interval_minutes(interval) * 60_000)
     return res

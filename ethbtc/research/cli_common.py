@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..cli import number
 from ..config import Config, load_config
 from ..data import Candles, load_candles
 from ..errors import UserError
@@ -42,7 +43,7 @@ def add_search_flags(p: argparse.ArgumentParser, n_default: int = 200) -> None:
     g = p.add_argument_group("search")
     g.add_argument("--n-random", type=int, default=n_default,
                    help=f"completed trials wanted in the study (default {n_default}); a resumed study counts its earlier trials")
-    g.add_argument("--seed", type=int, help="random seed; same seed, same trials (default: drawn and recorded)")
+    g.add_argument("--seed", type=number(int, 0), help="random seed >= 0; same seed, same trials (default: drawn and recorded)")
     g.add_argument("--sampler", choices=SAMPLERS, default="random",
                    help="random (default, reproducible), tpe, or cmaes for a focused second stage around --config")
     g.add_argument("--search-space", metavar="FILE.json", help="override the default search space (see README)")

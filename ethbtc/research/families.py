@@ -18,6 +18,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
@@ -69,13 +70,33 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
             raise UserError(f"{p}: not an optimizer trials CSV, missing column(s) {', '.join(missing)}")
         if df.empty:
             print(f"warning: {p} has no trials", file=sys.stderr)
-        df = df.copy()
+        df = _checked(df, p)
         df["run"] = f"{i}:{p.name}"
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
+    if out.empty:
+        raise UserError(f"no trials in {', '.join(paths)}")
     if "basis_btc" not in out.columns:
         out["basis_btc"] = 1.0
     return out
+
+
+def _checked(df: pd.DataFrame, p: Path) -> pd.DataFrame:
+    """Numeric columns numeric and finite, trend kinds known: an edited or damaged CSV is an
+    error naming its line, not a TypeError later or NaN silently ranked."""
+    df = df.copy()
+    for col in [c for c in NEEDED if c != "trend_kind"] + [c for c in COSTS if c in df.columns]:
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = ~np.isfinite(num.to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{p}: line {i + 2}: {col} {str(df[col].iloc[i])[:40]!r} is not a finite number")
+        df[col] = num
+    kinds = ~df["trend_kind"].isin(["sma", "roc"])
+    if kinds.any():
+        i = int(np.flatnonzero(kinds.to_numpy())[0])
+        raise UserError(f"{p}: line {i + 2}: trend_kind {str(df['trend_kind'].iloc[i])[:40]!r} is not sma or roc")
+    return df
 
 
 def cost_filter(df: pd.DataFrame, q_fees: float, q_turnover: float, require_costs: bool) -> pd.DataFrame:

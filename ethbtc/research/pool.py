@@ -70,15 +70,17 @@ def _ping(_: int) -> int:
 
 
 def resolve_threads(threads: int) -> int:
-    """``--threads``: 0 means every core this process may use."""
+    """``--threads``: 0 means every core this process may use; at most 4 workers per core
+    (every worker is started up front: --threads 100000 would fork 100000 processes)."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = max(1, os.cpu_count() or 1)
     if threads < 0:
         raise UserError(f"--threads must be >= 0 (0 = all cores), got {threads}")
-    if threads == 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
-    return threads
+    if threads > 4 * cores:
+        raise UserError(f"--threads {threads}: at most {4 * cores} worker processes on {cores} cores")
+    return threads or cores
 
 
 class Evaluator:

@@ -117,8 +117,10 @@ def load_space(path: str | Path | None) -> Space:
         raise ConfigError(f"search space file not found: {p}")
     try:
         raw = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: invalid JSON search space ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid JSON search space (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an int of > 4300 digits
+        raise ConfigError(f"{p}: invalid JSON search space ({str(exc)[:200]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: a search space is a JSON object {{name: spec}}")
     for name, spec in raw.items():

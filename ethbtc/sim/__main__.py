@@ -19,10 +19,10 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from ..cli import ArgumentParser, run_main
+from ..cli import ArgumentParser, number, run_main
 from ..data import load_candles
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine
 from .faults import FaultConfig
 from .rules import SymbolRules
@@ -36,6 +36,13 @@ def _decimal(text: str) -> Decimal:
         raise ValueError(text) from None
     if not value.is_finite() or value < 0:
         raise ValueError(text)
+    return value
+
+
+def _positive_decimal(text: str) -> Decimal:
+    value = _decimal(text)
+    if value == 0:  # a zero tick/step size divides by zero in every price/quantity check
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
 
@@ -58,9 +65,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--eth", type=_decimal, default=Decimal("0"), help="start balance of the base asset (0)")
     p.add_argument("--bnb", type=_decimal, default=Decimal("0"), help="start BNB balance for fees (0)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port); default 8765")
+    p.add_argument("--port", type=number(int, 0, 65535), default=8765, help="TCP port (0: any free port); default 8765")
     clock = p.add_mutually_exclusive_group()
-    clock.add_argument("--speed", type=float, default=1.0, help="replay speed in bars per second (1)")
+    clock.add_argument("--speed", type=number(float, 0, above=True), default=1.0, help="replay speed in bars per second (1)")
     clock.add_argument("--realtime", action="store_true", help="replay one bar per bar interval")
     clock.add_argument("--manual", action="store_true", help="market moves only on POST /sim/advance")
     p.add_argument("--start", help="start at this UTC time or bar index (default: bar min(1000, bars/2))")
@@ -70,13 +77,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--bnb-discount", type=_decimal, default=Decimal("0.25"))
     p.add_argument("--bnb-data", help="BNBBTC candle file for BNB fee prices")
     p.add_argument("--bnb-btc-price", type=_decimal, help="fixed BNBBTC price instead of --bnb-data")
-    p.add_argument("--spread-bps", type=float, default=0.0, help="bid/ask spread (0: one tick)")
-    p.add_argument("--slippage-bps", type=float, default=0.0, help="MARKET fills this far beyond the touch")
+    p.add_argument("--spread-bps", type=number(float, 0), default=0.0, help="bid/ask spread (0: one tick)")
+    p.add_argument("--slippage-bps", type=number(float, 0), default=0.0, help="MARKET fills this far beyond the touch")
     p.add_argument("--partial-fill", type=_share, default=1.0,
                    help="share of a resting order that can fill per bar (1: all at once)")
     p.add_argument("--fill-on-touch", action="store_true", help="fill resting orders when touched, not only traded through")
-    p.add_argument("--tick-size", type=_decimal, default=SymbolRules.tick_size)
-    p.add_argument("--step-size", type=_decimal, default=SymbolRules.step_size)
+    p.add_argument("--tick-size", type=_positive_decimal, default=SymbolRules.tick_size)
+    p.add_argument("--step-size", type=_positive_decimal, default=SymbolRules.step_size)
     p.add_argument("--min-qty", type=_decimal, default=SymbolRules.min_qty)
     p.add_argument("--min-notional", type=_decimal, default=SymbolRules.min_notional)
     p.add_argument("--max-num-orders", type=int, default=SymbolRules.max_num_orders)
@@ -87,7 +94,7 @@ def build_parser() -> ArgumentParser:
     f.add_argument("--fault-429", type=_share, default=0.0)
     f.add_argument("--fault-418", type=_share, default=0.0)
     f.add_argument("--fault-delay", type=_share, default=0.0)
-    f.add_argument("--delay-seconds", type=float, default=15.0)
+    f.add_argument("--delay-seconds", type=number(float, 0), default=15.0)
     f.add_argument("--fault-drop", type=_share, default=0.0, help="execute a new order, then drop the connection")
     f.add_argument("--time-skew-ms", type=int, default=0, help="server clock offset in ms")
     f.add_argument("--fault-seed", type=int)
@@ -125,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if args.ledger_out:
+        check_writable(args.ledger_out)  # now, not after a long session that then loses its ledger
     candles = load_candles(args.data, args.interval)
     cfg = config_from_args(args)
     try:

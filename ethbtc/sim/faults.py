@@ -16,6 +16,7 @@ those starting with one of ``endpoints``), drawn from a seeded RNG so a test run
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass, field, fields
@@ -55,8 +56,8 @@ class FaultConfig:
             raise ValueError("time_skew_ms must be an integer number of milliseconds")
         if not isinstance(cfg.endpoints, list) or not all(isinstance(e, str) for e in cfg.endpoints):
             raise ValueError("endpoints must be a list of path prefixes")
-        if not isinstance(cfg.delay_seconds, int | float) or cfg.delay_seconds < 0:
-            raise ValueError("delay_seconds must be >= 0")
+        if not isinstance(cfg.delay_seconds, int | float) or not 0 <= cfg.delay_seconds < math.inf:
+            raise ValueError("delay_seconds must be a finite number >= 0")  # nan/inf: sleep() raises
         if not isinstance(cfg.retry_after, int) or cfg.retry_after < 0:
             raise ValueError("retry_after must be a whole number of seconds >= 0")
         for name in ("seed", "max_faults"):
