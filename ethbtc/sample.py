@@ -16,6 +16,7 @@ import pandas as pd
 
 from .cli import ArgumentParser, run_main
 from .data import BINANCE_COLUMNS
+from .errors import UserError
 from .fileio import atomic_path
 from .timeframes import interval_minutes
 
@@ -94,8 +95,10 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.days < 1:
-        build_parser().error("--days must be at least 1")
+    if not 1 <= args.days <= 36500:
+        build_parser().error(f"--days must be between 1 and 36500, got {args.days}")
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise UserError(f"--out-dir {args.out_dir} exists and is not a folder")
     for path in ensure_sample(args.out_dir, args.days, interval_minutes(args.interval)):
         print(path)
     return 0

@@ -93,6 +93,8 @@ SCRIPTS: dict[str, Script] = {s.name: s for s in [
            module="ethbtc.healthcheck",
            bad_values={"--url": ("ftp://x", "http://[::1", "nonsense", "http://127.0.0.1:99999/health"),
                        "--timeout": ("nan", "-1", "0", "x")}),
+    Script("sample", ("-m", "ethbtc.sample"), ("--out-dir", "{outdir}", "--days", "2"), module="ethbtc.sample",
+           bad_values={"--days": ("0", "-1", "x", "99999999"), "--interval": ("7x", "0m"), "--out-dir": ("{file}",)}),
     Script("selftest", ("ethbtc_accum_bot.py", "selftest"), (), module="ethbtc_accum_bot"),
     Script("vision_fix", ("vision_fix_timestamps.py",), ("--in", "{klines}", "--out", "{out:fixed.csv}"),
            module="vision_fix_timestamps", klines=("--in",), outputs=("--out",), required=("--in", "--out"),
