@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from .cli import number
 from .errors import UserError
 from .health import HealthState
 
@@ -127,7 +128,7 @@ def _env_port() -> int:
 
 
 def add_metrics_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics-port", type=int, default=None,
+    parser.add_argument("--metrics-port", type=number(int, 0, 65535), default=None,
                         help=f"port for /metrics and /health (default METRICS_PORT or {DEFAULT_PORT}; 0 disables)")
     parser.add_argument("--metrics-addr", default=None,
                         help=f"address to listen on (default METRICS_ADDR or {DEFAULT_ADDR})")
@@ -139,7 +140,7 @@ def start_from_args(args: argparse.Namespace, registry: CollectorRegistry,
     port = args.metrics_port if getattr(args, "metrics_port", None) is not None else _env_port()
     addr = getattr(args, "metrics_addr", None) or os.environ.get("METRICS_ADDR") or DEFAULT_ADDR
     if not 0 <= port <= 65535:
-        raise UserError(f"--metrics-port must be 0..65535, got {port}")
+        raise UserError(f"metrics port (--metrics-port/METRICS_PORT) must be 0..65535, got {port}")
     if port == 0:
         return None
     return MetricsServer(registry, health, addr, port).start()

@@ -121,8 +121,11 @@ def test_port_zero_disables_and_env_defaults(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("METRICS_PORT", "nine")
     with pytest.raises(UserError, match="METRICS_PORT"):
         start_from_args(parse([]), m.registry, None)
+    monkeypatch.setenv("METRICS_PORT", "70000")
     with pytest.raises(UserError, match="0..65535"):
-        start_from_args(parse(["--metrics-port", "70000"]), m.registry, None)
+        start_from_args(parse([]), m.registry, None)
+    with pytest.raises(SystemExit):  # the flag is range-checked by argparse, before any work
+        parse(["--metrics-port", "70000"])
 
 
 def test_port_in_use_is_a_clear_user_error() -> None:

@@ -22,6 +22,7 @@ from dotenv import load_dotenv
 from ..cli import ArgumentParser
 from ..config import Config, load_config
 from ..errors import UserError
+from ..fileio import check_outputs
 from ..health import HealthState
 from ..logs import add_log_args, setup_logging_from_args
 from ..metrics import BotMetrics
@@ -154,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_path = Path(args.state)
     trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
     decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
+    check_outputs(state_path, trades_csv, decisions_csv)  # bad paths fail before the exchange is touched
     strategy = EthBtcStrategy(cfg)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -162,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         lock = InstanceLock(state_path).acquire()
         stack.callback(lock.release)
+        # metrics first: a busy or bad port fails before any ledger or exchange is touched
+        metrics = BotMetrics()
+        health = HealthState(mode, cfg.bar_minutes() * 60.0)
+        server = start_from_args(args, metrics.registry, health)
+        if server is not None:
+            stack.callback(server.stop)
+            log.info("metrics and health on %s/metrics and %s/health", server.url, server.url)
+        stack.callback(health.mark_stopped)
         market = connect(mode, url, args.symbol, interval, args)
         store = StateStore(state_path)
         saved = store.load()
@@ -182,14 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
         quote = market.filters().quote
         engine.on_bar.append(lambda r: log.log(logging.DEBUG if r.catchup else logging.INFO, "%s", heartbeat(r, quote)))
-        metrics = BotMetrics()
-        health = HealthState(mode, opts.interval_ms / 1000.0)
         Monitor(engine, metrics, health, level_bar=args.verbose >= 1)
-        server = start_from_args(args, metrics.registry, health)
-        if server is not None:
-            stack.callback(server.stop)
-            log.info("metrics and health on %s/metrics and %s/health", server.url, server.url)
-        stack.callback(health.mark_stopped)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
         try:
