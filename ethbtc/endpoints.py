@@ -30,8 +30,11 @@ def classify_base_url(url: str) -> Environment:
         parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
     except ValueError:  # e.g. 'http://[::1' (unbalanced IPv6 bracket)
         parts = None
+    if parts is not None and "@" in parts.netloc:  # never echo it: the part before '@' is a password
+        raise UserError("exchange URL must not carry credentials (user:password@host): "
+                        "API keys come from BINANCE_KEY and BINANCE_SECRET only")
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"invalid exchange URL {url!r}: expected http(s)://host[:port]")
+        raise UserError(f"invalid exchange URL {url!r}: expected http(s)://host[:port], e.g. {TESTNET_URL}")
     host = parts.hostname.lower().rstrip(".")
     if host in TESTNET_HOSTS:
         return "testnet"

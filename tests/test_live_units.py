@@ -21,7 +21,7 @@ from ethbtc.live.exchange import Fill, safe_text
 from ethbtc.live.filters import SymbolFilters
 from ethbtc.live.ledger import DecisionJournal, TradeLedger
 from ethbtc.live.lock import InstanceLock
-from ethbtc.live.modes import TESTNET_URL, classify, resolve_base_url
+from ethbtc.live.modes import TESTNET_URL, resolve_base_url
 from ethbtc.live.orders import bar_of, client_id, id_prefix
 from ethbtc.live.state import StateError, StateStore, fresh_state
 from ethbtc.sim.rest import CLIENT_ID_RE
@@ -167,13 +167,6 @@ def test_second_instance_is_refused_with_the_holder_pid(tmp_path: Path) -> None:
 
 
 # --- modes (SPEC R33) --------------------------------------------------------------------------------------
-def test_url_classes() -> None:
-    assert classify("https://api.binance.com") == classify("https://api3.binance.com/") == "mainnet"
-    assert classify(TESTNET_URL) == "testnet"
-    assert classify("http://127.0.0.1:8765") == classify("http://localhost:1") == "local"
-    assert classify("https://example.org") == "other"
-
-
 def test_modes_refuse_the_wrong_endpoint() -> None:
     assert resolve_base_url("testnet", None) == TESTNET_URL
     assert resolve_base_url("testnet", "http://127.0.0.1:9") == "http://127.0.0.1:9"
@@ -184,8 +177,12 @@ def test_modes_refuse_the_wrong_endpoint() -> None:
         resolve_base_url("live", "http://127.0.0.1:8765")
     with pytest.raises(UserError, match="testnet refuses the mainnet URL"):
         resolve_base_url("testnet", "https://api.binance.com")
-    with pytest.raises(UserError, match="not an http"):
+    assert resolve_base_url("testnet", "https://example.org/") == "https://example.org"  # unknown: not mainnet
+    with pytest.raises(UserError, match="expected http"):
         resolve_base_url("dry", "ftp://x")
+    with pytest.raises(UserError, match="must not carry credentials") as err:  # and never echoes them
+        resolve_base_url("testnet", "http://user:hunter2-secret@127.0.0.1:8765")
+    assert "hunter2" not in str(err.value)
 
 
 def test_safe_text_cuts_signed_query_strings() -> None:

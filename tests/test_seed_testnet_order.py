@@ -61,6 +61,16 @@ def test_exchange_rejection_is_one_line(sim, tmp_path) -> None:
     assert wrong_key.returncode == 2 and "-2015" in wrong_key.stderr
 
 
+def test_credentials_in_the_base_url_are_refused_without_echoing_them(sim, tmp_path) -> None:
+    """Secrets come from BINANCE_KEY/BINANCE_SECRET only; a user:password@ URL is an error that
+    never prints the password (the report line names the base URL on success)."""
+    url = sim.base_url.replace("http://", "http://me:s3cret-pass@")
+    run = run_script(tmp_path, url, "--side", "BUY", "--qty", "0.5")
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "must not carry credentials" in run.stderr
+    assert "s3cret" not in run.stdout + run.stderr and not sim.ledger()
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):
@@ -111,3 +121,7 @@ def test_classify_base_url() -> None:
     assert classify_base_url("https://evilbinance.com") == "unknown"
     with pytest.raises(UserError):
         classify_base_url("api.binance.com")
+    for with_credentials in ("http://k:s3cret-pass@127.0.0.1:1", "https://s3cret-pass@testnet.binance.vision"):
+        with pytest.raises(UserError, match="must not carry credentials") as err:
+            classify_base_url(with_credentials)
+        assert "s3cret" not in str(err.value)
