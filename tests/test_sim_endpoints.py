@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import time
+
 import pytest
 import requests
 from binance.error import ClientError
@@ -151,3 +155,18 @@ def test_unknown_endpoint_is_a_4xx_with_code_and_msg(sim) -> None:
     reply = requests.get(f"{sim.base_url}/api/v3/depth", params={"symbol": "ETHBTC"},
                          headers={"X-MBX-APIKEY": SIM_KEY}, timeout=5)
     assert reply.status_code == 404 and set(reply.json()) == {"code", "msg"}
+
+
+def test_a_client_reset_mid_request_is_quiet_and_the_server_keeps_serving(sim, sim_client, capfd) -> None:
+    """A killed executor resets its connection mid-request: no traceback noise on stderr."""
+    host, port = sim.base_url.removeprefix("http://").split(":")
+    for _ in range(3):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"GET /api/v3/time HTTP/1.1\r\nHost: x\r\nX-Half: ")  # headers never finished
+        time.sleep(0.05)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        s.close()
+    time.sleep(0.3)
+    assert sim_client.time()["serverTime"] > 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err, err

@@ -23,6 +23,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -62,6 +63,19 @@ class Reply:
     drop: bool = False
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """A client that vanishes mid-request (a killed executor, a timed-out read) is routine here:
+    logged at debug level instead of socketserver's traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # reset, aborted, broken pipe
+            log.debug("client %s went away mid-request", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class SimServer:
     """A running paper exchange: ``base_url``, ``engine``, control helpers, ``close()``."""
 
@@ -75,8 +89,7 @@ class SimServer:
         self.order_log: list[dict[str, object]] = []
         self._log_lock = threading.Lock()
         self._stop = threading.Event()
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self  # type: ignore[attr-defined]
         bound_host, bound_port = self.httpd.server_address[:2]
         self.base_url = f"http://{host if host not in ('', '0.0.0.0') else '127.0.0.1'}:{bound_port}"
