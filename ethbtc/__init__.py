@@ -8,6 +8,10 @@ Where things live (each module states its purpose in its first lines):
 - ``fileio``      -- atomic writes (temp + fsync + rename)
 - ``config``      -- the one JSON config schema and loader (SPEC section 6)
 - ``data``        -- the one candle loader and data-quality report (SPEC R1-R5)
+- ``klines``      -- Binance kline tables as text: normalise, align, de-duplicate, gap report
+- ``vision``, ``vision_download``, ``httpfetch`` -- the Binance Vision archive: layout, verified
+                     zips, parallel download with retries (behind ``download_vision.py``)
+- ``sample``      -- the deterministic sample candles (``python -m ethbtc.sample``); ``demo`` -- ``make demo``
 - ``indicators``  -- vectorised indicators (SPEC R6-R10)
 - ``kernel``      -- the numba-compiled per-bar decision step (SPEC R11-R26)
 - ``strategy``    -- ``EthBtcStrategy``: indicators + step, used by backtest and live
@@ -20,6 +24,8 @@ Where things live (each module states its purpose in its first lines):
 - ``logs``        -- logging setup for every script: --log-json, -v/-vv, secret redaction
 - ``search``      -- default search space and fast train/test evaluation (cached indicators, lean metrics)
 - ``research``    -- optimizer_cli / wf_pick / multi_interval_opt internals (see its docstring)
+- ``endpoints``   -- which Binance environment a base URL is (mainnet/testnet/local; SPEC R33)
+- ``entrypoint``  -- the Docker image's entry point (executor by default, any script by name)
 - ``live``        -- the live executor behind ``live_executor.py`` (SPEC R30-R34)
 - ``sim``         -- the paper exchange (local Binance Spot simulator)
 """
