@@ -110,3 +110,23 @@ def test_speed_clock_moves_in_bars_per_second_and_stops_at_the_end() -> None:
     manual = Clock(0.0, 5.0, "manual", now=lambda: wall[0])
     wall[0] += 1000
     assert manual.pos() == 0.0 and manual.advance(2.5) == 2.5 and manual.advance(9) == 5.0
+
+
+def test_clock_set_mode_switches_speed_without_moving_backwards() -> None:
+    wall = [0.0]
+    clock = Clock(1.0, 100.0, "speed", 4.0, 1, now=lambda: wall[0])
+    wall[0] += 2.0
+    assert clock.pos() == pytest.approx(9.0)
+    clock.set_mode("manual")  # freezes where the replay stood
+    wall[0] += 50.0
+    assert clock.pos() == pytest.approx(9.0) and clock.mode == "manual"
+    clock.set_mode("realtime")  # 1-minute bars: one bar per 60 s from here
+    wall[0] += 30.0
+    assert clock.pos() == pytest.approx(9.5) and clock.bars_per_second == pytest.approx(1 / 60)
+    clock.set_mode("speed", 10.0)
+    wall[0] += 1.0
+    assert clock.pos() == pytest.approx(19.5)
+    with pytest.raises(ValueError, match="clock mode"):
+        clock.set_mode("turbo")
+    with pytest.raises(ValueError, match="positive"):
+        clock.set_mode("speed", 0.0)

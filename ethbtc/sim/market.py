@@ -133,6 +133,7 @@ class Clock:
             raise ValueError("replay speed must be positive")
         self.mode = mode
         self.bars_per_second = bars_per_second
+        self.interval_minutes = interval_minutes
         self.end = end
         self._now = now
         self._lock = threading.Lock()
@@ -144,6 +145,24 @@ class Clock:
             if self.mode == "manual":
                 return self._base_pos
             return min(self._base_pos + (self._now() - self._base_wall) * self.bars_per_second, self.end)
+
+    def set_mode(self, mode: str, bars_per_second: float | None = None) -> None:
+        """Switch to ``mode`` from the current position on (``manual`` freezes the market; the
+        position never moves backwards). ``bars_per_second`` applies to ``speed``."""
+        if mode not in CLOCK_MODES:
+            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {mode!r}")
+        with self._lock:
+            now = self._now()
+            if self.mode != "manual":
+                self._base_pos = min(self._base_pos + (now - self._base_wall) * self.bars_per_second, self.end)
+            self._base_wall = now
+            if mode == "realtime":
+                bars_per_second = 1.0 / (self.interval_minutes * 60)
+            if bars_per_second is not None:
+                if not bars_per_second > 0:
+                    raise ValueError("replay speed must be positive")
+                self.bars_per_second = bars_per_second
+            self.mode = mode
 
     def advance(self, bars: float) -> float:
         """Jump forward ``bars`` bars (any mode); returns the new position."""
