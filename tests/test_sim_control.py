@@ -34,6 +34,9 @@ def test_advance_and_state(sim, sim_candles) -> None:
     bad = requests.post(f"{sim.base_url}/sim/advance", json={"bars": -1}, timeout=5)
     assert bad.status_code == 400 and set(bad.json()) == {"code", "msg"}
     assert requests.get(f"{sim.base_url}/sim/nothing", timeout=5).status_code == 404
+    for junk in ("[" * 100_000, "{oops", "[1, 2]"):  # deep nesting overflows json's recursion
+        bad = requests.post(f"{sim.base_url}/sim/faults", data=junk, timeout=5)
+        assert bad.status_code == 400 and bad.json()["code"] == -1000, bad.text
 
 
 def test_ledger_and_order_log(sim, sim_client) -> None:

@@ -224,7 +224,7 @@ class SimServer:
         if raw_body.strip():
             try:
                 body = json.loads(raw_body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 return Reply(400, {"code": -1000, "msg": "request body is not JSON"})
             if not isinstance(body, dict):
                 return Reply(400, {"code": -1000, "msg": "request body must be a JSON object"})
