@@ -90,7 +90,8 @@ def test_state_round_trips_with_nan_slots(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[]", b'{"version": 1}', b"\xff\xfe\x00garbage",
-                                     b'{"version": 99, "mode": "dry"}'])
+                                     b'{"version": 99, "mode": "dry"}',
+                                     b"[" * 50_000])
 def test_corrupt_state_is_an_error_naming_the_path_and_is_left_alone(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "state.json"
     path.write_bytes(content)

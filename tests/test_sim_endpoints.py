@@ -39,6 +39,12 @@ def test_exchange_info_has_realistic_ethbtc_filters(sim_client) -> None:
     assert error_of(sim_client.exchange_info, symbol="BTCUSDT").error_code == -1121
 
 
+def test_exchange_info_refuses_malformed_symbols_lists(sim) -> None:
+    for junk in ("[" * 20_000, "ETHBTC", '[1]'):
+        r = requests.get(f"{sim.base_url}/api/v3/exchangeInfo", params={"symbols": junk}, timeout=5)
+        assert r.status_code == 400 and r.json()["code"] == -1100, r.text
+
+
 def test_exchange_info_filters_are_configurable(sim_factory) -> None:
     from decimal import Decimal
 

@@ -121,6 +121,8 @@ class StateStore:
             missing = [n for n in STATE_NAMES if n not in state.kernel]
             if missing:
                 raise ValueError(f"kernel lacks {', '.join(missing)}")
+        except RecursionError:
+            raise StateError(f"state file {self.path} is corrupt (JSON nested too deeply); {hint}") from None
         except (ValueError, ValidationError) as exc:
             detail = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else (
                 f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}")

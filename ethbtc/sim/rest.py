@@ -68,7 +68,7 @@ def _symbols_param(params: Params) -> list[str] | None:
         return None
     try:
         value = json.loads(params["symbols"])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise apierrors.illegal("symbols", '["SYMBOL",...]') from None
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise apierrors.illegal("symbols", '["SYMBOL",...]')
