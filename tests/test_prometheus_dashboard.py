@@ -22,6 +22,7 @@ from prom_fixtures import (
     require_binary,
     running_prometheus,
     wait_for,
+    wait_until_queries_hold,
 )
 from synthetic_bot import SyntheticBot
 
@@ -40,15 +41,13 @@ def bot_driver() -> Iterator[BotDriver]:
 def prom(bot_driver: BotDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     with running_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus")) as server:
         wait_for(lambda: server.query('up{job="ethbtc"} == 1'), 60, "the bot target to be scraped (up == 1)")
-        # enough history for rate()/increase(): several scrapes, trades, API errors, finite levels
-        for what, expr in [
+        wait_until_queries_hold(server, [
             ("at least 8 scrapes of the bot", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
             ("fills", "sum(ethbtc_fills_total) > 0"),
             ("API errors", "sum(ethbtc_api_errors_total) > 0"),
             ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0"),
             ("levels after warm-up", "ethbtc_buy_level_price > 0"),
-        ]:
-            wait_for(lambda e=expr: server.query(e), 90, what, every=0.5)
+        ])
         yield server
 
 
