@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="reliability_report", description=__doc__.splitlines()[0])
     p.add_argument("--long", action="store_true", help="make soak sizes (50,000-bar soak, 60 kill -9 restarts)")
     p.add_argument("--only", action="append", choices=list(SCENARIOS), help="run just these scenarios")
+    p.add_argument("--verbose", action="store_true", help="show the in-process executor's retry/fault warnings")
     args = p.parse_args(argv)
+    if not args.verbose:  # hundreds of expected "retry 1/7" lines would bury the table
+        logging.disable(logging.WARNING)
     rows: list[tuple[str, Row]] = []
     for name, run in SCENARIOS.items():
         if args.only and name not in args.only:
