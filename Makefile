@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak lint clean
+.PHONY: demo test soak reliability-report lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 # hypothesis examples per fuzz test (failures saved in .hypothesis-fuzz/ and replayed first).
 soak: $(STAMP)
 	ETHBTC_SOAK=1 HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q -m soak -s
+
+# Issue 9 figures: fault replay, chaos kill -9, secret hygiene, RSS/fd soak in one table
+# (short sizes, ~2 minutes; REPORT_ARGS=--long for the make-soak sizes).
+reliability-report: $(STAMP)
+	$(PY) -m tests.reliability_report $(REPORT_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
