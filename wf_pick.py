@@ -121,6 +121,8 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
     if not 0 <= args.family_index < len(fams):
         raise UserError(f"--family-index {args.family_index} is out of range (0..{len(fams) - 1})")
     chosen = fams.iloc[args.family_index]
+    for line in F.pick_warnings(n_trials, n_families, chosen):
+        print(f"warning: {line}", file=sys.stderr)
     rep = F.representative(F.family_members(rows, chosen["family"]), rows)
     print(f"pick: family #{args.family_index} {chosen['family']} -- representative trial {rep.get('trial', '?')} "
           f"of run {rep['run']}")

@@ -73,6 +73,7 @@ def test_picks_the_planted_family_and_emits_a_config_that_backtests(root, tmp_pa
     r = pick(root, "--runs", *runs, "--min-occurs", 2, "--require-var", "--config", root / "configs/prod_live.json",
              "--emit-config", tmp_path / "pick.json", "--out-csv", tmp_path / "fam.csv", "--excel-out", tmp_path / "f.xlsx")
     assert r.returncode == 0, r.stderr
+    assert "warning: the pick rests on" not in r.stderr and "holding BTC did better" not in r.stderr
     fams = pd.read_csv(tmp_path / "fam.csv")
     top = fams.iloc[0]
     assert top["family"].startswith("sma lb96-119 cd240-360m entry0.03 exit0.01 step0.5"), fams.head()
@@ -100,6 +101,26 @@ def test_min_occurs_excludes_one_run_wonders(root, tmp_path):
     assert pd.read_csv(tmp_path / "f.csv").iloc[0]["family"].startswith("roc lb3")  # the one-off wins without the rule
     r = pick(root, "--runs", *runs, "--min-occurs", 4)
     assert r.returncode == 2 and "no family appears in at least 4 runs" in r.stderr
+
+
+def test_a_chance_pick_that_loses_btc_is_flagged(root, tmp_path):
+    """Random trials whose families never repeat, except one pair that loses BTC: wf_pick still
+    picks it (the only family in 2 runs) but says why not to trust it."""
+    runs = _runs(tmp_path, n_runs=2, seed=5)
+    for i, path in enumerate(runs):
+        df = pd.read_csv(path)
+        keep = df[~df["trend_kind"].eq("sma") | ~df["trend_lookback"].between(96, 104)]  # no planted family
+        keep = keep[~keep["trend_lookback"].isin([30])]  # nor the churner
+        loser = keep.iloc[[0]].assign(trend_kind="roc", trend_lookback=777, cooldown_minutes=600,
+                                      flip_band_entry=0.05, flip_band_exit=0.02, step_allocation=0.5,
+                                      test_final_btc=0.97 + i / 100)
+        pd.concat([keep, loser]).to_csv(path, index=False)
+    r = pick(root, "--runs", *runs, "--min-occurs", 2, "--q-fees", 1, "--q-turnover", 1)
+    assert r.returncode == 0, r.stderr
+    assert "pick: family #0 roc lb768-791" in r.stdout
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert any("the pick rests on 2 trial(s) from 2 run(s)" in w and "--lb-bucket 96" in w for w in warnings), r.stderr
+    assert any("less BTC than it started with (mean 0.9750 x the start)" in w for w in warnings), r.stderr
 
 
 @pytest.mark.parametrize("content, args, needle", [

@@ -175,6 +175,26 @@ def rules_dict(rules: FamilyRules, pen: FamilyPenalties) -> dict[str, float]:
     return {**asdict(rules), **{f"penalty_{k}": v for k, v in asdict(pen).items()}}
 
 
+SPARSE_FAMILIES = 0.8  # families per trial above which a recurring family may be chance
+
+
+def pick_warnings(n_trials: int, n_families: int, chosen: pd.Series) -> list[str]:
+    """What makes a pick untrustworthy, in words: a thinly supported family in a search whose
+    families hardly repeat (its recurrence across runs may be chance), and a family that ended
+    its test windows with less BTC than it started with."""
+    out = []
+    members, runs = int(chosen["members"]), int(chosen["runs"])
+    if n_trials >= 20 and n_families > SPARSE_FAMILIES * n_trials and members < 2 * runs:
+        out.append(f"the pick rests on {members} trial(s) from {runs} run(s) in a search whose families hardly "
+                   f"repeat ({n_families} families from {n_trials} trials), so its recurrence may be chance: run "
+                   "more trials (--n-random) or use coarser buckets, e.g. --lb-bucket 96 --cd-bucket 720 "
+                   "--band-round 0.02 --step-round 0.25")
+    if chosen["mean_test_final"] < 1.0:
+        out.append(f"the picked family ended its test windows with less BTC than it started with (mean "
+                   f"{chosen['mean_test_final']:.4f} x the start): holding BTC did better")
+    return out
+
+
 def family_members(df: pd.DataFrame, family: str) -> pd.DataFrame:
     m = df[df["family"] == family]
     if m.empty:
