@@ -82,16 +82,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
 
 
-def wait_until_queries_hold(server: PrometheusServer, checks: list[tuple[str, str]], timeout: float = 90,
-                            alive: Callable[[], str | None] | None = None) -> None:
-    """Wait for each (description, PromQL) in turn to return data, i.e. enough scraped history
-    for rate()/increase() panels. ``alive`` returns a reason when the bot under test has died."""
-    for what, expr in checks:
-        if alive is not None and (dead := alive()):
-            pytest.fail(dead)
-        wait_for(lambda e=expr: server.query(e), timeout, what, every=0.5)
-
-
 def render_config(target: str, dest: Path, scrape_interval: str = "1s") -> Path:
     """The shipped prometheus.yml with the bot job pointed at ``target`` and a short interval."""
     config = yaml.safe_load(SHIPPED_CONFIG.read_text())
@@ -182,6 +172,21 @@ def running_prometheus(target: str, workdir: Path, scrape_interval: str = "1s") 
         yield server.start()
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def warmed_prometheus(target: str, workdir: Path, checks: list[tuple[str, str]],
+                      alive: Callable[[], str | None] | None = None) -> Iterator[PrometheusServer]:
+    """A Prometheus scraping ``target`` once it is up and each (description, PromQL) in
+    ``checks`` returns data, i.e. enough history for rate()/increase() panels. ``alive``
+    returns a reason when the bot under test has died (checked between the waits)."""
+    with running_prometheus(target, workdir) as server:
+        wait_for(lambda: server.query('up{job="ethbtc"} == 1'), 60, f"{target} to be scraped (up == 1)")
+        for what, expr in checks:
+            if alive is not None and (dead := alive()):
+                pytest.fail(dead)
+            wait_for(lambda e=expr: server.query(e), 90, what, every=0.5)
+        yield server
 
 
 # ---------------------------------------------------------------------------- dashboard queries

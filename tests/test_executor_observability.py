@@ -22,9 +22,8 @@ from prom_fixtures import (
     PrometheusServer,
     evaluate_dashboard,
     require_binary,
-    running_prometheus,
     wait_for,
-    wait_until_queries_hold,
+    warmed_prometheus,
 )
 
 pytestmark = pytest.mark.slow
@@ -48,17 +47,15 @@ def bot_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorDri
 
 @pytest.fixture(scope="module")
 def prom(bot_driver: ExecutorDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    with running_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus")) as server:
-        wait_for(lambda: server.query('up{job="ethbtc"} == 1'), 60, "the executor to be scraped (up == 1)")
-        wait_until_queries_hold(server, [
-            ("fresh bars (the simulator caught up with the wall clock)",
-             "time() - ethbtc_last_bar_open_time_seconds < 3 * ethbtc_bar_interval_seconds"),
-            ("at least 8 scrapes of the executor", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
-            ("maker fills", 'ethbtc_fills_total{liquidity="maker"} > 0'),
-            ("taker fills", 'ethbtc_fills_total{liquidity="taker"} > 0'),
-            ("API errors", "sum(ethbtc_api_errors_total) > 0"),
-            ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0"),
-        ], alive=lambda: None if bot_driver.alive() else "executor died:\n" + bot_driver.log_tail())
+    checks = [("fresh bars (the simulator caught up with the wall clock)",
+               "time() - ethbtc_last_bar_open_time_seconds < 3 * ethbtc_bar_interval_seconds"),
+              ("at least 8 scrapes of the executor", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
+              ("maker fills", 'ethbtc_fills_total{liquidity="maker"} > 0'),
+              ("taker fills", 'ethbtc_fills_total{liquidity="taker"} > 0'),
+              ("API errors", "sum(ethbtc_api_errors_total) > 0"),
+              ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0")]
+    with warmed_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus"), checks,
+                           alive=lambda: None if bot_driver.alive() else "executor died:\n" + bot_driver.log_tail()) as server:
         yield server
 
 

@@ -20,9 +20,8 @@ from prom_fixtures import (
     evaluate_dashboard,
     render_config,
     require_binary,
-    running_prometheus,
     wait_for,
-    wait_until_queries_hold,
+    warmed_prometheus,
 )
 from synthetic_bot import SyntheticBot
 
@@ -39,15 +38,12 @@ def bot_driver() -> Iterator[BotDriver]:
 
 @pytest.fixture(scope="module")
 def prom(bot_driver: BotDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    with running_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus")) as server:
-        wait_for(lambda: server.query('up{job="ethbtc"} == 1'), 60, "the bot target to be scraped (up == 1)")
-        wait_until_queries_hold(server, [
-            ("at least 8 scrapes of the bot", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
-            ("fills", "sum(ethbtc_fills_total) > 0"),
-            ("API errors", "sum(ethbtc_api_errors_total) > 0"),
-            ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0"),
-            ("levels after warm-up", "ethbtc_buy_level_price > 0"),
-        ])
+    checks = [("at least 8 scrapes of the bot", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
+              ("fills", "sum(ethbtc_fills_total) > 0"),
+              ("API errors", "sum(ethbtc_api_errors_total) > 0"),
+              ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0"),
+              ("levels after warm-up", "ethbtc_buy_level_price > 0")]
+    with warmed_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus"), checks) as server:
         yield server
 
 
