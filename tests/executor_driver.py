@@ -58,6 +58,7 @@ class ExecutorDriver:
         self.proc: subprocess.Popen[str] | None = None
         self.poll_sec, self.ttl_sec = poll_sec, ttl_sec
         self._stalled = threading.Event()
+        self._released = threading.Event()  # the market stays still until release()
         self._stop = threading.Event()
         self._pacer = threading.Thread(target=self._pace, name="sim-pacer", daemon=True)
         self.log_path = workdir / "executor.log"
@@ -85,6 +86,11 @@ class ExecutorDriver:
                                      stderr=subprocess.STDOUT, text=True)
         self._pacer.start()
         return self
+
+    def release(self) -> None:
+        """Let the market run (call once Prometheus scrapes the executor: the catch-up trades then
+        happen inside the scraped window)."""
+        self._released.set()
 
     def stall(self) -> None:
         """Freeze the exchange: the market clock stops and klines answer 503 (no new bar arrives)."""
@@ -126,12 +132,14 @@ class ExecutorDriver:
         """Speed while the market is behind the wall clock, real time once it is (just) ahead."""
         assert self.sim is not None
         clock, market = self.sim.engine.market.clock, self.sim.engine.market
-        while not self._stop.wait(0.1):  # the market stands still until the executor is up
+        while not self._stop.wait(0.1):  # the market stands still until the executor is up ...
             try:
                 if requests.get(f"{self.url}/metrics", timeout=1).ok:
                     break
             except requests.RequestException:
                 pass
+        while not self._stop.is_set() and not self._released.wait(0.1):  # ... and released
+            pass
         while not self._stop.wait(0.02):
             if self._stalled.is_set():
                 if clock.mode != "manual":

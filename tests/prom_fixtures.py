@@ -176,12 +176,17 @@ def running_prometheus(target: str, workdir: Path, scrape_interval: str = "1s") 
 
 @contextlib.contextmanager
 def warmed_prometheus(target: str, workdir: Path, checks: list[tuple[str, str]],
-                      alive: Callable[[], str | None] | None = None) -> Iterator[PrometheusServer]:
+                      alive: Callable[[], str | None] | None = None,
+                      on_up: Callable[[], None] | None = None) -> Iterator[PrometheusServer]:
     """A Prometheus scraping ``target`` once it is up and each (description, PromQL) in
     ``checks`` returns data, i.e. enough history for rate()/increase() panels. ``alive``
-    returns a reason when the bot under test has died (checked between the waits)."""
+    returns a reason when the bot under test has died (checked between the waits); ``on_up``
+    runs once the target is scraped (e.g. let the bot start trading only now, so counters
+    rise while Prometheus watches and increase() panels are not 0/0)."""
     with running_prometheus(target, workdir) as server:
         wait_for(lambda: server.query('up{job="ethbtc"} == 1'), 60, f"{target} to be scraped (up == 1)")
+        if on_up is not None:
+            on_up()
         for what, expr in checks:
             if alive is not None and (dead := alive()):
                 pytest.fail(dead)

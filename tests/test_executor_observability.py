@@ -50,12 +50,14 @@ def prom(bot_driver: ExecutorDriver, tmp_path_factory: pytest.TempPathFactory) -
     checks = [("fresh bars (the simulator caught up with the wall clock)",
                "time() - ethbtc_last_bar_open_time_seconds < 3 * ethbtc_bar_interval_seconds"),
               ("at least 8 scrapes of the executor", "count_over_time(ethbtc_heartbeat_time_seconds[5m]) >= 8"),
-              ("maker fills", 'ethbtc_fills_total{liquidity="maker"} > 0'),
-              ("taker fills", 'ethbtc_fills_total{liquidity="taker"} > 0'),
-              ("API errors", "sum(ethbtc_api_errors_total) > 0"),
-              ("order latencies", "sum(ethbtc_order_latency_seconds_count) > 0")]
+              # increases seen by Prometheus itself: the dashboard's increase()[5m] ratios need them
+              ("maker fills", 'sum(increase(ethbtc_fills_total{liquidity="maker"}[5m])) > 0'),
+              ("taker fills", 'sum(increase(ethbtc_fills_total{liquidity="taker"}[5m])) > 0'),
+              ("API errors", "sum(increase(ethbtc_api_errors_total[5m])) > 0"),
+              ("order latencies", "sum(increase(ethbtc_order_latency_seconds_count[5m])) > 0")]
     with warmed_prometheus(bot_driver.target, tmp_path_factory.mktemp("prometheus"), checks,
-                           alive=lambda: None if bot_driver.alive() else "executor died:\n" + bot_driver.log_tail()) as server:
+                           alive=lambda: None if bot_driver.alive() else "executor died:\n" + bot_driver.log_tail(),
+                           on_up=bot_driver.release) as server:
         yield server
 
 

