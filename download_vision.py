@@ -15,9 +15,8 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ethbtc.cli import ArgumentParser, number, run_main
+from ethbtc.cli import ArgumentParser, http_url, number, run_main
 from ethbtc.errors import UserError
 from ethbtc.httpfetch import Fetcher
 from ethbtc.klines import write_klines
@@ -53,12 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not intervals:
         raise UserError("--intervals: give at least one interval, e.g. 1h")
     rng = parse_range(args.start, args.end)
-    try:
-        url = urlsplit(args.base_url)
-        url.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+    if http_url(args.base_url) is None:
         raise UserError(f"--base-url {args.base_url!r}: expected http(s)://host[:port][/path]")
     out_dir = writable_dir(Path(args.out_dir))
     fetcher = Fetcher(timeout=args.timeout, retries=args.retries, pool_size=args.workers)

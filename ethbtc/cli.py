@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import UserError
 
@@ -42,6 +43,17 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def http_url(text: str) -> SplitResult | None:
+    """``text`` split as an http(s) URL with a host and a valid port, else None (the caller
+    names the flag in its error)."""
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
+    except ValueError:  # also e.g. 'http://[::1' (unbalanced IPv6 bracket)
+        return None
+    return parts if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def number(kind: type[int] | type[float] = float, low: float | None = None, high: float | None = None,

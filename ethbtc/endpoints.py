@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Literal
-from urllib.parse import urlsplit
 
+from .cli import http_url
 from .errors import UserError
 
 Environment = Literal["mainnet", "testnet", "local", "unknown"]
@@ -25,15 +25,11 @@ MAINNET_DOMAINS = ("binance.com", "binance.us")
 
 def classify_base_url(url: str) -> Environment:
     """'mainnet', 'testnet', 'local' (loopback: the paper exchange) or 'unknown'."""
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
-    except ValueError:  # e.g. 'http://[::1' (unbalanced IPv6 bracket)
-        parts = None
-    if parts is not None and "@" in parts.netloc:  # never echo it: the part before '@' is a password
+    parts = http_url(url)
+    if "@" in (parts.netloc if parts else url):  # never echo it: the part before '@' is a password
         raise UserError("exchange URL must not carry credentials (user:password@host): "
                         "API keys come from BINANCE_KEY and BINANCE_SECRET only")
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts is None:
         raise UserError(f"invalid exchange URL {url!r}: expected http(s)://host[:port], e.g. {TESTNET_URL}")
     host = parts.hostname.lower().rstrip(".")
     if host in TESTNET_HOSTS:

@@ -13,9 +13,8 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
-from .cli import ArgumentParser, run_main
+from .cli import ArgumentParser, http_url, run_main
 from .errors import UserError
 from .metrics_server import DEFAULT_PORT
 
@@ -43,12 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", default=f"http://127.0.0.1:{port}/health", help="health endpoint to probe")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     args = parser.parse_args(argv)
-    try:
-        parts = urlsplit(args.url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if http_url(args.url) is None:
         raise UserError(f"--url {args.url!r}: expected http(s)://host[:port]/health")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be > 0, got {args.timeout}")
