@@ -125,52 +125,50 @@ class Clock:
 
     def __init__(self, start: float, end: float, mode: str = "manual", bars_per_second: float = 1.0,
                  interval_minutes: int = 15, now: Callable[[], float] = time.monotonic) -> None:
-        if mode not in CLOCK_MODES:
-            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {mode!r}")
-        if mode == "realtime":
-            bars_per_second = 1.0 / (interval_minutes * 60)
-        if bars_per_second <= 0:
-            raise ValueError("replay speed must be positive")
-        self.mode = mode
-        self.bars_per_second = bars_per_second
         self.interval_minutes = interval_minutes
+        self.mode, self.bars_per_second = self._checked(mode, bars_per_second)
         self.end = end
         self._now = now
         self._lock = threading.Lock()
         self._base_pos = min(max(start, 0.0), end)
         self._base_wall = now()
 
+    def _checked(self, mode: str, bars_per_second: float) -> tuple[str, float]:
+        """(mode, speed) after validation; real time is one bar per bar interval."""
+        if mode not in CLOCK_MODES:
+            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {mode!r}")
+        if mode == "realtime":
+            bars_per_second = 1.0 / (self.interval_minutes * 60)
+        if not bars_per_second > 0:
+            raise ValueError("replay speed must be positive")
+        return mode, bars_per_second
+
+    def _pos_at(self, now: float) -> float:  # the caller holds the lock
+        if self.mode == "manual":
+            return self._base_pos
+        return min(self._base_pos + (now - self._base_wall) * self.bars_per_second, self.end)
+
+    def _rebase(self) -> None:
+        """Make the current position the base, so a change of mode or a jump starts from it."""
+        now = self._now()
+        self._base_pos, self._base_wall = self._pos_at(now), now
+
     def pos(self) -> float:
         with self._lock:
-            if self.mode == "manual":
-                return self._base_pos
-            return min(self._base_pos + (self._now() - self._base_wall) * self.bars_per_second, self.end)
+            return self._pos_at(self._now())
 
     def set_mode(self, mode: str, bars_per_second: float | None = None) -> None:
         """Switch to ``mode`` from the current position on (``manual`` freezes the market; the
         position never moves backwards). ``bars_per_second`` applies to ``speed``."""
-        if mode not in CLOCK_MODES:
-            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {mode!r}")
         with self._lock:
-            now = self._now()
-            if self.mode != "manual":
-                self._base_pos = min(self._base_pos + (now - self._base_wall) * self.bars_per_second, self.end)
-            self._base_wall = now
-            if mode == "realtime":
-                bars_per_second = 1.0 / (self.interval_minutes * 60)
-            if bars_per_second is not None:
-                if not bars_per_second > 0:
-                    raise ValueError("replay speed must be positive")
-                self.bars_per_second = bars_per_second
-            self.mode = mode
+            checked = self._checked(mode, self.bars_per_second if bars_per_second is None else bars_per_second)
+            self._rebase()
+            self.mode, self.bars_per_second = checked
 
     def advance(self, bars: float) -> float:
         """Jump forward ``bars`` bars (any mode); returns the new position."""
         with self._lock:
-            now = self._now()
-            if self.mode != "manual":
-                self._base_pos = min(self._base_pos + (now - self._base_wall) * self.bars_per_second, self.end)
-                self._base_wall = now
+            self._rebase()
             self._base_pos = min(self._base_pos + max(bars, 0.0), self.end)
             return self._base_pos
 
