@@ -15,6 +15,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 Transform = Callable[[bytes], bytes | None]  # None: the file does not exist
 HUGE_BYTES = 5_000_000  # "huge" input in the short run; make soak uses ~50 MB (test_hardening_cli)
@@ -29,6 +30,14 @@ class Bad:
     suffix: str = ".csv"
     directory: bool = False  # pass a folder where a file is expected
     needle: str | None = None  # must appear in the error line (default: the file's name)
+
+    def place(self, path: Path, valid: bytes) -> Path:
+        """Put this bad input at ``path`` (a folder, the broken bytes, or nothing at all)."""
+        if self.directory:
+            path.mkdir()
+        elif (data := self.make(valid)) is not None:
+            path.write_bytes(data)
+        return path
 
 
 # ---------------------------------------------------------------- CSV text transforms

@@ -298,13 +298,7 @@ def prepare(case: Case, ws: Workspace, folder: Path) -> Prepared:
     (folder / "file.txt").write_text("a file, not a folder\n")
     (folder / "folder").mkdir(exist_ok=True)
     if case.bad is not None and case.kind in ("file", "dotenv"):
-        bad_path = folder / f"bad_{case.bad.name}{case.bad.suffix}"
-        if case.bad.directory:
-            bad_path.mkdir()
-        else:
-            data = case.bad.make(ws.valid_bytes.get(case.table, b""))
-            if data is not None:
-                bad_path.write_bytes(data)
+        bad_path = case.bad.place(folder / f"bad_{case.bad.name}{case.bad.suffix}", ws.valid_bytes.get(case.table, b""))
     else:
         bad_path = folder / "unused"
     outputs: list[Path] = []

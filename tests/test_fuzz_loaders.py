@@ -168,12 +168,7 @@ def test_strip_json_comments_never_fails(text: str) -> None:
 def test_config_table(bad: Any, tmp_path: Path) -> None:
     """Every entry of the shared bad-config table, straight at the loader."""
     base = json.dumps({"trend_kind": "sma", "trend_lookback": 48}).encode()
-    path = tmp_path / f"c_{bad.name}.json"
-    data = bad.make(base)
-    if bad.directory:
-        path.mkdir()
-    elif data is not None:
-        path.write_bytes(data)
+    path = bad.place(tmp_path / f"c_{bad.name}.json", base)
     if bad.expect == "ok":
         assert_valid_config(load_config(path))
         return
@@ -277,12 +272,7 @@ def test_candle_table(bad: Any, tmp_path: Path) -> None:
     from ethbtc.sample import generate
 
     base = generate(200, 15, seed=7).to_csv(index=False, float_format="%.8f").encode()
-    path = tmp_path / f"d_{bad.name}{bad.suffix}"
-    data = bad.make(base)
-    if bad.directory:
-        path.mkdir()
-    elif data is not None:
-        path.write_bytes(data)
+    path = bad.place(tmp_path / f"d_{bad.name}{bad.suffix}", base)
     if bad.expect == "ok":
         c = load_candles(path)
         assert len(c.df) >= 100 and c.interval_minutes == 15
