@@ -161,9 +161,8 @@ def vbt_orders(cfg: Config, df: pd.DataFrame, a: RunArrays) -> tuple[pd.Series, 
     desired, w_cur = a.out_f[:, K.O_DESIRED], a.out_f[:, K.O_WCUR]
     size = np.full(n, np.nan)
     size[1:][trade[:-1]] = desired[:-1][trade[:-1]]
-    f = cfg.fees
-    disc = 1.0 - f.bnb_discount if f.pay_fees_in_bnb else 1.0
-    rate = np.where(desired > w_cur, f.taker_fee, f.maker_fee) * disc
+    maker, taker = cfg.fees.rates_without_bnb_series()
+    rate = np.where(desired > w_cur, taker, maker)
     fees = np.zeros(n)
     fees[1:] = rate[:-1]
     return pd.Series(size, index=df.index), pd.Series(fees, index=df.index)

@@ -65,6 +65,12 @@ class FeeParams(_Section):
     pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount (R23)")
     start_bnb: float = Field(0.0, ge=0.0, description="BNB fee wallet at start (backtest, R23)")
 
+    def rates_without_bnb_series(self) -> tuple[float, float]:
+        """(maker, taker) as the backtest charges them when no BNBBTC series is given (R23: the
+        discounted rate whenever fees are paid in BNB)."""
+        disc = 1.0 - self.bnb_discount if self.pay_fees_in_bnb else 1.0
+        return self.maker_fee * disc, self.taker_fee * disc
+
 
 class ExecutionParams(_Section):
     interval: str | None = Field(None, description="Binance bar interval, e.g. '15m' (R5)")

@@ -175,11 +175,9 @@ def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: Sym
            key: str = "replay-key", secret: str = "replay-secret") -> tuple[list[BarReport], list[dict[str, Any]]]:
     """Replay the first ``bars`` closed bars of ``candles`` from a fresh account of basis_btc."""
     balances = {"BTC": str(Decimal(repr(cfg.risk.basis_btc)).quantize(Decimal("1e-8"))), "ETH": "0", "BNB": "0"}
-    f = cfg.fees
-    discount = (1.0 - f.bnb_discount) if f.pay_fees_in_bnb else 1.0  # the backtest without BNB data: discounted rate
+    maker, taker = cfg.fees.rates_without_bnb_series()  # what the backtest charges without BNB data
     with serve_sim(candles.df, balances=balances, api_key=key, api_secret=secret, start=0,
-                   rules=rules or SymbolRules(), maker_fee=round(f.maker_fee * discount, 10),
-                   taker_fee=round(f.taker_fee * discount, 10)) as sim:
+                   rules=rules or SymbolRules(), maker_fee=round(maker, 10), taker_fee=round(taker, 10)) as sim:
         engine = sim_engine(sim, cfg, folder, key=key, secret=secret)
         engine.start()
         reports = drive(sim, engine, bars)
