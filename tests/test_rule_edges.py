@@ -1,0 +1,193 @@
+"""The edges of the rules (issue 22): exact equality on the price grid, the UTC day of the 23:45
+bar, exact ties in CSCV. Each test pins which side of a boundary the SPEC puts a case on, so a
+``<`` that became ``<=`` (or the reverse) fails here. Prices are on Binance's tick grid and the
+equalities are checked to hold bit for bit before the rule is tested, so a test cannot quietly
+lose its edge to float rounding.
+
+Only decisions are asserted (signal, reason, breaker flags), never fill prices or fees: these
+rules are the same in SPEC v1, v2 and v3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ethbtc import kernel as K
+from ethbtc.config import build_config
+from ethbtc.indicators import MS_PER_DAY
+from ethbtc.research import overfit as O
+from ethbtc.strategy import EthBtcStrategy, KernelInputs
+from tests.helpers import frame
+
+# On the 1e-6 tick grid (ETHBTC 2020) and the 1e-5 grid (today): 0.0465 / 0.048 - 1 == -1/32 exactly.
+BASE, CHEAP, ENTRY = 0.048, 0.0465, 0.03125
+# 16 ETH at 0.0625 = 1 BTC; at 0.046875 = 0.75 BTC: a loss of exactly 25 %, all values exact in binary.
+PEAK_PX, DROP_PX, LIMIT = 0.0625, 0.046875, 0.25
+ETH_HELD = 16.0
+
+# Long trend lookback: every bar is warm-up, so nothing trades and the holdings stay as given
+# (SPEC R15), while the risk rules (R24, R25) still mark wealth on every bar.
+NO_SIGNAL = {"trend_kind": "roc", "trend_lookback": 500, "vol_window": 2, "gate_window_days": 0,
+             "min_trade_btc": 0.0, "max_dd_frac": 0.0, "max_daily_loss_frac": 0.0}
+
+
+def strategy(**kw: object) -> EthBtcStrategy:
+    return EthBtcStrategy(build_config(kw), 15)
+
+
+def reasons(run: object) -> list[str]:
+    return [K.REASONS[i] for i in run.out_i[:, 0]]  # type: ignore[attr-defined]
+
+
+# --- R12 / R13: strict band comparisons ------------------------------------------------------
+
+def test_r12_ratio_exactly_at_minus_entry_does_not_enter_one_tick_below_does():
+    """SPEC R12: entry needs r_t < -entry_t, strictly. Closes on the tick grid with r_t == -entry
+    exactly: no flip on that bar; one tick lower, the flip."""
+    closes = [BASE] * 5 + [CHEAP, 0.046499, 0.046499]
+    s = strategy(trend_kind="roc", trend_lookback=4, flip_band_entry=ENTRY, flip_band_exit=0.0, vol_adapt_k=0.0,
+                 vol_window=2, cooldown_minutes=0, gate_window_days=0, min_trade_btc=0.0)
+    run = s.run(frame(closes))
+    assert run.ind.ratio[5] == -run.ind.entry[5] == -ENTRY  # the edge is exact, not approximate
+    assert run.ind.ratio[6] < -ENTRY
+    signal = list(run.out_i[:, 1])
+    assert signal[5] == 0 and reasons(run)[5] != "trade"
+    assert signal[6] == 1 and reasons(run)[6] == "trade"
+
+
+def test_r12_r13_decide_on_the_band_edges():
+    """SPEC R12/R13 straight at the decision step: r == -entry does not enter, r == -exit does
+    not exit (both comparisons are strict)."""
+    p = strategy(min_trade_btc=0.0, cooldown_minutes=0).params_array()
+    s = K.new_state()
+    K.decide(s, p, 900_000.0, 0.0, 1.0, -0.03, 0.03, 0.01, True, 1.0, 1.0, 0.0, 0.0)
+    assert s[K.S_SIGNAL] == 0.0
+    K.decide(s, p, 1_800_000.0, 0.0, 1.0, -0.0300001, 0.03, 0.01, True, 1.0, 1.0, 0.0, 0.0)
+    assert s[K.S_SIGNAL] == 1.0
+    K.decide(s, p, 2_700_000.0, 0.0, 1.0, -0.01, 0.03, 0.01, True, 1.0, 0.0, 1.0, 0.0)
+    assert s[K.S_SIGNAL] == 1.0  # r == -exit: not yet reverted
+    K.decide(s, p, 3_600_000.0, 0.0, 1.0, -0.0099999, 0.03, 0.01, True, 1.0, 0.0, 1.0, 0.0)
+    assert s[K.S_SIGNAL] == 0.0
+
+
+# --- R24 / R25: the limits trip at equality ---------------------------------------------------
+
+def _drop_run(drop_px: float, **risk: object) -> tuple[object, int]:
+    """16 ETH held through a price fall at noon; returns the run and the index of the drop bar."""
+    closes = [PEAK_PX] * 8 + [drop_px] * 4
+    df = frame(closes, start="2024-03-05 10:00")
+    run = strategy(**(NO_SIGNAL | risk)).run(df, btc=0.0, eth=ETH_HELD)
+    return run, 8
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "fixed_basis"])
+def test_r24_drawdown_exactly_at_the_limit_trips_the_breaker(mode: str):
+    """SPEC R24: trips when 1 - W/peak >= max_dd_frac (dynamic) or peak - W >= frac * basis
+    (fixed_basis): at equality it trips, one tick above the low it does not."""
+    assert 1.0 - ETH_HELD * DROP_PX / (ETH_HELD * PEAK_PX) == LIMIT  # exact
+    run, t = _drop_run(DROP_PX, risk_mode=mode, max_dd_frac=LIMIT, basis_btc=1.0)
+    assert run.state[K.S_MAXDD_HIT] == 1.0  # type: ignore[attr-defined]
+    assert reasons(run)[:t] == ["warmup"] * t and reasons(run)[t] == "trade"
+    tr_i = run.tr_i  # type: ignore[attr-defined]
+    assert tr_i[0, K.TI_DECISION_BAR] == t and tr_i[0, K.TI_REASON] == 1  # the forced exit (risk_maxdd)
+    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_dd_frac=LIMIT, basis_btc=1.0)
+    assert run.state[K.S_MAXDD_HIT] == 0.0 and len(run.tr_i) == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "fixed_basis"])
+def test_r25_daily_loss_exactly_at_the_floor_pauses(mode: str):
+    """SPEC R25: paused when W_t <= day_start * (1 - frac) (dynamic) or <= day_start - frac * basis
+    (fixed_basis): at equality the pause starts; one tick above the floor it does not."""
+    run, t = _drop_run(DROP_PX, risk_mode=mode, max_daily_loss_frac=LIMIT, basis_btc=1.0)
+    assert reasons(run)[t:] == ["risk_daily"] * 4
+    assert run.state[K.S_DAILY_PAUSED] == 1.0  # type: ignore[attr-defined]
+    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_daily_loss_frac=LIMIT, basis_btc=1.0)
+    assert "risk_daily" not in reasons(run)
+
+
+def test_r24_r25_decide_at_equality():
+    """The same equalities straight at the decision step (no pipeline in between)."""
+    for slot, risk in ((K.S_MAXDD_HIT, {"max_dd_frac": LIMIT}), (K.S_DAILY_PAUSED, {"max_daily_loss_frac": LIMIT})):
+        p = strategy(min_trade_btc=0.0, **risk).params_array()
+        s = K.new_state()
+        K.decide(s, p, 900_000.0, 0.0, PEAK_PX, np.nan, 0.03, 0.01, True, 1.0, 0.0, ETH_HELD, 0.0)
+        assert s[slot] == 0.0
+        K.decide(s, p, 1_800_000.0, 0.0, DROP_PX, np.nan, 0.03, 0.01, True, 1.0, 0.0, ETH_HELD, 0.0)
+        assert s[slot] == 1.0, risk
+
+
+# --- R9 / R25: the UTC day of a bar is the day of its OPEN time ---------------------------------
+
+def _midnight_frame() -> pd.DataFrame:
+    """Three days of 15m bars. On each day every bar closes at P_d except the 23:45 bar, which
+    closes at Q_d: the daily close D_d (last bar opened on day d) is Q_d, never P_d."""
+    p = {0: 0.0500, 1: 0.0500, 2: 0.0500}
+    q = {0: 0.0400, 1: 0.0500, 2: 0.0625}
+    closes = []
+    for d in range(3):
+        closes += [p[d]] * 95 + [q[d]]
+    closes += [0.0625] * 4  # day 3: 00:00 .. 00:45
+    return frame(closes, start="2024-01-01")
+
+
+def test_r9_r25_the_2345_bar_belongs_to_the_day_it_opens_on():
+    """SPEC R9/R25 "the UTC day of its open_time": the 23:45 bar (which closes at 00:00 of the next
+    day) counts in its own day for the daily close, the gate and the daily-loss start."""
+    df = _midnight_frame()
+    bar_2345 = 3 * 96 - 1  # 2024-01-03 23:45
+    assert df.index[bar_2345] == pd.Timestamp("2024-01-03 23:45", tz="UTC")
+    day = KernelInputs.of(df, 15).day
+    first = pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000 // MS_PER_DAY
+    assert day[bar_2345] == first + 2 and day[bar_2345 + 1] == first + 3
+
+    # R9 gate, W = 1 day: a bar of day d uses D_{d-1} / D_{d-2} - 1, D being the 23:45 closes.
+    s = strategy(**(NO_SIGNAL | {"gate_window_days": 1, "gate_roc_threshold": 0.2}))
+    ind = s.indicators(df)
+    assert ind.gate[bar_2345] == pytest.approx(0.05 / 0.04 - 1)  # day 2 gate: D_1 / D_0 = 0.05 / 0.04
+    assert ind.gate_open[bar_2345]  # |0.25| >= 0.2 (with D_d taken at 23:30 it would be 0 and closed)
+    assert ind.gate[bar_2345 + 1] == pytest.approx(0.0625 / 0.05 - 1)  # day 3: D_2 is the 23:45 close
+
+    # R25 daily start: the fall at the 23:45 bar of day 0 (0.05 -> 0.04, 20 %) is a loss of ITS
+    # day, so the pause starts there; the 00:00 bar opens day 1 with a fresh start and no pause.
+    s = strategy(**(NO_SIGNAL | {"max_daily_loss_frac": 0.15}))
+    run = s.run(df, btc=0.0, eth=20.0)
+    r = reasons(run)
+    assert r[93:98] == ["warmup", "warmup", "risk_daily", "warmup", "warmup"]  # 23:15 .. 00:15
+    assert run.out_f[95, K.O_WEALTH] == pytest.approx(0.8)  # type: ignore[attr-defined]
+    assert "risk_daily" not in r[96:]  # day 2's 23:45 is a gain
+
+
+def test_r25_live_step_takes_the_day_from_the_open_time():
+    """The live path (EthBtcStrategy.step, SPEC R30) on the same bars: the 23:45 bar of day 0 is
+    paused (loss of its own day), the next bar starts day 1 unpaused."""
+    df = _midnight_frame().iloc[:100]
+    s = strategy(**(NO_SIGNAL | {"max_daily_loss_frac": 0.15}))
+    state = s.new_state()
+    got = [s.step(state, df.iloc[: i + 1], 0.0, 20.0).reason for i in range(94, 97)]
+    assert got == ["warmup", "risk_daily", "warmup"]  # 23:30, 23:45 (day 0), 00:00 (day 1)
+
+
+# --- CSCV: a tie at the median counts as overfit -------------------------------------------------
+
+def test_cscv_exact_ties_count_as_overfit():
+    """CSCV (Bailey et al.): PBO is the share of splits with logit <= 0. Flat wealth paths (a
+    configuration that never trades) tie exactly: relative rank 1/2, logit 0, counted."""
+    flat = np.zeros((64, 2))
+    res = O.cscv_pbo(flat, n_splits=4)
+    assert (res.logits == 0.0).all() and res.pbo == 1.0 and res.median_logit == 0.0
+
+
+def test_cscv_a_tie_at_the_median_among_distinct_candidates_counts_as_overfit():
+    """CSCV with four distinct candidates and two blocks: in each split the in-sample winner ties
+    out of sample with one candidate, one is above and one below -- rank 2.5 of 4, w = 1/2,
+    logit exactly 0 -- so both splits count and PBO is 1 (with ``logit < 0`` it would be 0)."""
+    block = 16
+    noise = np.random.default_rng(5).normal(0, 1e-3, block)
+    up, flat, down = noise + 2e-3, noise, noise - 2e-3
+    first = np.column_stack([up, flat, flat, down])  # candidate 0 wins block 0 ...
+    second = np.column_stack([flat, flat, up, down])  # ... and ties candidate 1 in block 1 (2 above, 3 below)
+    res = O.cscv_pbo(np.vstack([first, second]), n_splits=2)
+    assert res.n_combinations == 2
+    assert list(res.logits) == [0.0, 0.0] and res.pbo == 1.0
