@@ -191,3 +191,27 @@ def test_cscv_a_tie_at_the_median_among_distinct_candidates_counts_as_overfit():
     res = O.cscv_pbo(np.vstack([first, second]), n_splits=2)
     assert res.n_combinations == 2
     assert list(res.logits) == [0.0, 0.0] and res.pbo == 1.0
+
+
+# --- survivors of the mutation run (make mutation), killed ------------------------------------
+
+def test_r21_a_trade_exactly_at_the_minimum_trades():
+    """SPEC R21: no trade only when notional < the minimum; at equality it trades. A quarter step
+    from 1 BTC at 0.0625 is 4 ETH, 0.25 BTC notional, exact in binary (dead band 0: no snap)."""
+    for minimum, expected in ((0.25, "trade"), (0.25 + 1e-9, "min_trade")):
+        p = strategy(min_trade_btc=minimum, step_allocation=0.25, rebalance_threshold_w=0.0).params_array()
+        s = K.new_state()
+        s[K.S_SIGNAL] = 1.0
+        reason, _, desired, _, delta, _, _ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 1.0,
+                                                      1.0, 0.0, 0.0)
+        assert desired == 0.25 and K.REASONS[reason] == expected, minimum
+        assert abs(delta) * PEAK_PX == (0.25 if expected == "trade" else 0.0)
+
+
+def test_r18_an_empty_account_has_weight_zero_and_never_trades():
+    """SPEC R18: w_cur = eth * p / W is taken as 0 when W = 0 (an unfunded account), not NaN."""
+    p = strategy(cooldown_minutes=0).params_array()
+    s = K.new_state()
+    reason, _, _, w_cur, delta, flipped, _ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.01, True, 1.0,
+                                                      0.0, 0.0, 0.0)
+    assert flipped and w_cur == 0.0 and delta == 0.0 and K.REASONS[reason] == "min_trade"
