@@ -55,6 +55,7 @@ def test_r12_ratio_exactly_at_minus_entry_does_not_enter_one_tick_below_does():
     signal = list(run.out_i[:, 1])
     assert signal[5] == 0 and reasons(run)[5] != "trade"
     assert signal[6] == 1 and reasons(run)[6] == "trade"
+    assert run.tr_i[0, K.TI_DECISION_BAR] == 6 and K.TRADE_REASONS[run.tr_i[0, K.TI_REASON]] == "signal"
 
 
 def test_r12_r13_decide_on_the_band_edges():
@@ -215,3 +216,11 @@ def test_r18_an_empty_account_has_weight_zero_and_never_trades():
     reason, _, _, w_cur, delta, flipped, _ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.01, True, 1.0,
                                                       0.0, 0.0, 0.0)
     assert flipped and w_cur == 0.0 and delta == 0.0 and K.REASONS[reason] == "min_trade"
+
+
+def test_r23_a_bnb_wallet_without_bnbbtc_prices_adds_nothing_to_wealth():
+    """SPEC R23: wealth includes bnb * BNBBTC only with a finite wallet AND its prices; a start_bnb
+    without prices (fees not paid in BNB) leaves wealth the BTC + ETH value, never NaN."""
+    s = strategy(**(NO_SIGNAL | {"start_bnb": 0.5, "pay_fees_in_bnb": False}))
+    run = s.run(frame([PEAK_PX] * 6), btc=0.0, eth=ETH_HELD)
+    assert list(run.out_f[:, K.O_WEALTH]) == [1.0] * 6  # type: ignore[attr-defined]
