@@ -83,28 +83,32 @@ def _drop_run(drop_px: float, **risk: object) -> tuple[object, int]:
     return run, 8
 
 
-@pytest.mark.parametrize("mode", ["dynamic", "fixed_basis"])
-def test_r24_drawdown_exactly_at_the_limit_trips_the_breaker(mode: str):
+# fixed_basis on a 2 BTC basis: the same 0.25 BTC loss is 0.125 of the basis (exact in binary)
+MODES = [("dynamic", LIMIT, 1.0), ("fixed_basis", LIMIT / 2, 2.0)]
+
+
+@pytest.mark.parametrize(("mode", "frac", "basis"), MODES)
+def test_r24_drawdown_exactly_at_the_limit_trips_the_breaker(mode: str, frac: float, basis: float):
     """SPEC R24: trips when 1 - W/peak >= max_dd_frac (dynamic) or peak - W >= frac * basis
     (fixed_basis): at equality it trips, one tick above the low it does not."""
-    assert 1.0 - ETH_HELD * DROP_PX / (ETH_HELD * PEAK_PX) == LIMIT  # exact
-    run, t = _drop_run(DROP_PX, risk_mode=mode, max_dd_frac=LIMIT, basis_btc=1.0)
+    assert 1.0 - ETH_HELD * DROP_PX / (ETH_HELD * PEAK_PX) == LIMIT == frac * basis / (ETH_HELD * PEAK_PX)
+    run, t = _drop_run(DROP_PX, risk_mode=mode, max_dd_frac=frac, basis_btc=basis)
     assert run.state[K.S_MAXDD_HIT] == 1.0  # type: ignore[attr-defined]
     assert reasons(run)[:t] == ["warmup"] * t and reasons(run)[t] == "trade"
     tr_i = run.tr_i  # type: ignore[attr-defined]
     assert tr_i[0, K.TI_DECISION_BAR] == t and tr_i[0, K.TI_REASON] == 1  # the forced exit (risk_maxdd)
-    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_dd_frac=LIMIT, basis_btc=1.0)
+    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_dd_frac=frac, basis_btc=basis)
     assert run.state[K.S_MAXDD_HIT] == 0.0 and len(run.tr_i) == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("mode", ["dynamic", "fixed_basis"])
-def test_r25_daily_loss_exactly_at_the_floor_pauses(mode: str):
+@pytest.mark.parametrize(("mode", "frac", "basis"), MODES)
+def test_r25_daily_loss_exactly_at_the_floor_pauses(mode: str, frac: float, basis: float):
     """SPEC R25: paused when W_t <= day_start * (1 - frac) (dynamic) or <= day_start - frac * basis
     (fixed_basis): at equality the pause starts; one tick above the floor it does not."""
-    run, t = _drop_run(DROP_PX, risk_mode=mode, max_daily_loss_frac=LIMIT, basis_btc=1.0)
+    run, t = _drop_run(DROP_PX, risk_mode=mode, max_daily_loss_frac=frac, basis_btc=basis)
     assert reasons(run)[t:] == ["risk_daily"] * 4
     assert run.state[K.S_DAILY_PAUSED] == 1.0  # type: ignore[attr-defined]
-    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_daily_loss_frac=LIMIT, basis_btc=1.0)
+    run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_daily_loss_frac=frac, basis_btc=basis)
     assert "risk_daily" not in reasons(run)
 
 
@@ -224,3 +228,31 @@ def test_r23_a_bnb_wallet_without_bnbbtc_prices_adds_nothing_to_wealth():
     s = strategy(**(NO_SIGNAL | {"start_bnb": 0.5, "pay_fees_in_bnb": False}))
     run = s.run(frame([PEAK_PX] * 6), btc=0.0, eth=ETH_HELD)
     assert list(run.out_f[:, K.O_WEALTH]) == [1.0] * 6  # type: ignore[attr-defined]
+
+
+def test_r22_a_weight_move_of_exactly_1e_12_is_noise_not_a_trade():
+    """SPEC R22: "a weight move of at most 1e-12 is float noise, not a trade" (at most: equality
+    included). A multiplier of 1e-12 makes the target, and the whole move, exactly 1e-12."""
+    p = strategy(min_trade_btc=0.0, step_allocation=1.0, rebalance_threshold_w=0.0).params_array()
+    s = K.new_state()
+    s[K.S_SIGNAL] = 1.0
+    reason, target, desired, w_cur, delta, _, _ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.01, True,
+                                                           K.EPS_W, 1.0, 0.0, 0.0)
+    assert desired - w_cur == K.EPS_W and K.REASONS[reason] == "hold" and delta == 0.0
+    reason, *_ = K.decide(s, p, 1_800_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.01, True, 2 * K.EPS_W, 1.0, 0.0, 0.0)
+    assert K.REASONS[reason] == "trade"
+
+
+def test_r23_bnb_paid_fee_without_a_wallet_is_the_discounted_value_taken_from_the_received_eth():
+    """SPEC R23 (pay_fees_in_bnb, no BNB wallet): every fee gets the discount and its BTC value is
+    charged against the received asset: a buy of q ETH receives q * (1 - rate * (1 - discount))."""
+    closes = [BASE] * 5 + [0.046, 0.046, 0.046]
+    s = strategy(trend_kind="roc", trend_lookback=4, flip_band_entry=ENTRY, flip_band_exit=0.0, vol_window=2,
+                 cooldown_minutes=0, min_trade_btc=0.0, step_allocation=1.0, maker_fee=0.001, taker_fee=0.001,
+                 pay_fees_in_bnb=True, bnb_discount=0.25, start_bnb=0.0)
+    run = s.run(frame(closes))
+    tr_f = run.tr_f
+    assert len(tr_f) == 1 and run.tr_i[0, K.TI_SIDE] == 1
+    q = tr_f[0, K.T_QTY]
+    assert run.out_f[-1, K.O_ETH] == pytest.approx(q * (1 - 0.001 * 0.75), rel=1e-12)
+    assert tr_f[0, K.T_FEE_BTC] == pytest.approx(tr_f[0, K.T_NOTIONAL] * 0.001 * 0.75, rel=1e-12)
