@@ -256,3 +256,19 @@ def test_r23_bnb_paid_fee_without_a_wallet_is_the_discounted_value_taken_from_th
     q = tr_f[0, K.T_QTY]
     assert run.out_f[-1, K.O_ETH] == pytest.approx(q * (1 - 0.001 * 0.75), rel=1e-12)
     assert tr_f[0, K.T_FEE_BTC] == pytest.approx(tr_f[0, K.T_NOTIONAL] * 0.001 * 0.75, rel=1e-12)
+
+
+def test_r23_a_bnb_wallet_holding_exactly_the_fee_pays_it():
+    """SPEC R23 (finite wallet): the fee is taken from BNB "while BNB lasts": a wallet holding
+    exactly the discounted fee pays it and ends at 0 BNB (a strict comparison would skip it)."""
+    closes = [BASE] * 5 + [0.046, 0.046, 0.046]
+    bnb_px = np.full(len(closes), 0.0078125)
+    cfg = dict(trend_kind="roc", trend_lookback=4, flip_band_entry=ENTRY, flip_band_exit=0.0, vol_window=2,
+               cooldown_minutes=0, min_trade_btc=0.0, step_allocation=1.0, maker_fee=0.001, taker_fee=0.001,
+               pay_fees_in_bnb=True, bnb_discount=0.25)
+    probe = strategy(**cfg, start_bnb=1.0).run(frame(closes), bnb_close=bnb_px)
+    notional = probe.tr_f[0, K.T_NOTIONAL]
+    need = notional * 0.001 * (1.0 - 0.25) / 0.0078125  # the kernel's own arithmetic, bit for bit
+    run = strategy(**cfg, start_bnb=need).run(frame(closes), bnb_close=bnb_px)
+    assert run.tr_f[0, K.T_NOTIONAL] == notional
+    assert run.out_f[-1, K.O_BNB] == 0.0
