@@ -272,3 +272,16 @@ def test_r23_a_bnb_wallet_holding_exactly_the_fee_pays_it():
     run = strategy(**cfg, start_bnb=need).run(frame(closes), bnb_close=bnb_px)
     assert run.tr_f[0, K.T_NOTIONAL] == notional
     assert run.out_f[-1, K.O_BNB] == 0.0
+
+
+def test_r20_a_move_exactly_the_dead_band_wide_trades():
+    """SPEC R20: no trade only when |desired - w_cur| < rebalance_threshold_w; a quarter step from
+    0 toward 1 with a 0.25 dead band is exactly on the band and trades (no R19 snap either: the
+    move and the distance left, 0.25 and 0.75, are not inside the band)."""
+    for thresh, expected in ((0.25, "trade"), (0.25 + 1e-9, "threshold")):
+        p = strategy(min_trade_btc=0.0, step_allocation=0.25, rebalance_threshold_w=thresh).params_array()
+        s = K.new_state()
+        s[K.S_SIGNAL] = 1.0
+        reason, _, desired, w_cur, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 1.0,
+                                                 1.0, 0.0, 0.0)
+        assert desired - w_cur == 0.25 and K.REASONS[reason] == expected, thresh
