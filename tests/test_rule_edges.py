@@ -275,13 +275,13 @@ def test_r23_a_bnb_wallet_holding_exactly_the_fee_pays_it():
 
 
 def test_r20_a_move_exactly_the_dead_band_wide_trades():
-    """SPEC R20: no trade only when |desired - w_cur| < rebalance_threshold_w; a quarter step from
-    0 toward 1 with a 0.25 dead band is exactly on the band and trades (no R19 snap either: the
-    move and the distance left, 0.25 and 0.75, are not inside the band)."""
+    """SPEC R20: no trade only when |desired - w_cur| < rebalance_threshold_w. From 0 to a target
+    of 0.25 in one step with a 0.25 dead band the move is exactly on the band and trades; with a
+    band a hair wider it does not (the same under the v1 and v2 R19 snap: the whole gap is moved)."""
     for thresh, expected in ((0.25, "trade"), (0.25 + 1e-9, "threshold")):
-        p = strategy(min_trade_btc=0.0, step_allocation=0.25, rebalance_threshold_w=thresh).params_array()
+        p = strategy(min_trade_btc=0.0, step_allocation=1.0, rebalance_threshold_w=thresh).params_array()
         s = K.new_state()
         s[K.S_SIGNAL] = 1.0
-        reason, _, desired, w_cur, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 1.0,
-                                                 1.0, 0.0, 0.0)
-        assert desired - w_cur == 0.25 and K.REASONS[reason] == expected, thresh
+        reason, target, desired, w_cur, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 0.25,
+                                                      1.0, 0.0, 0.0)
+        assert target == desired == 0.25 and w_cur == 0.0 and K.REASONS[reason] == expected, thresh
