@@ -285,3 +285,14 @@ def test_r20_a_move_exactly_the_dead_band_wide_trades():
         reason, target, desired, w_cur, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 0.25,
                                                       1.0, 0.0, 0.0)
         assert target == desired == 0.25 and w_cur == 0.0 and K.REASONS[reason] == expected, thresh
+
+
+def test_r19_no_snap_when_the_distance_left_equals_the_dead_band():
+    """SPEC R19: snap to the target when the distance the step leaves is SMALLER than the dead
+    band (v1 and v2 alike). A 0.75 step from 0 toward 1 leaves exactly 0.25 = the band: no snap."""
+    p = strategy(min_trade_btc=0.0, step_allocation=0.75, rebalance_threshold_w=0.25).params_array()
+    s = K.new_state()
+    s[K.S_SIGNAL] = 1.0
+    reason, target, desired, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 1.0,
+                                           1.0, 0.0, 0.0)
+    assert target == 1.0 and desired == 0.75 and K.REASONS[reason] == "trade"
