@@ -296,3 +296,24 @@ def test_r19_no_snap_when_the_distance_left_equals_the_dead_band():
     reason, target, desired, *_ = K.decide(s, p, 900_000.0, 0.0, PEAK_PX, -0.05, 0.03, 0.02, True, 1.0,
                                            1.0, 0.0, 0.0)
     assert target == 1.0 and desired == 0.75 and K.REASONS[reason] == "trade"
+
+
+def test_psr_matches_the_published_formula():
+    """PSR (Bailey & Lopez de Prado 2012): Phi((SR - SR*) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2)),
+    g4 the (non-excess) kurtosis; the DSR is the PSR against the expected maximum of the trials."""
+    from statistics import NormalDist
+
+    for sr, bench, t, skew, kurt in ((0.1, 0.0, 101, 0.0, 3.0), (0.2, 0.05, 50, -0.5, 6.0)):
+        z = (sr - bench) * (t - 1) ** 0.5 / (1 - skew * sr + (kurt - 1) / 4 * sr**2) ** 0.5
+        assert O.probabilistic_sharpe(sr, bench, t, skew, kurt) == pytest.approx(NormalDist().cdf(z), rel=1e-12)
+
+
+def test_dsr_moments_of_a_known_sample():
+    """The pick's Sharpe is mean / sd (ddof 1), its moments standardised by the population sd:
+    +-1 % alternating returns have skew 0 and kurtosis exactly 1; a flat wealth path has SR 0."""
+    x = np.tile([0.01, -0.01], 32) + 0.002
+    res = O.deflated_sharpe(x, np.array([0.0, 0.1, -0.1]), 3, 365.0)
+    assert res.sharpe == pytest.approx(x.mean() / x.std(ddof=1), rel=1e-12)
+    assert res.skew == pytest.approx(0.0, abs=1e-12) and res.kurtosis == pytest.approx(1.0, rel=1e-12)
+    flat = O.deflated_sharpe(np.zeros(30), np.array([0.0, 0.1, -0.1]), 3, 365.0)
+    assert flat.sharpe == 0.0
