@@ -317,3 +317,12 @@ def test_dsr_moments_of_a_known_sample():
     assert res.skew == pytest.approx(0.0, abs=1e-12) and res.kurtosis == pytest.approx(1.0, rel=1e-12)
     flat = O.deflated_sharpe(np.zeros(30), np.array([0.0, 0.1, -0.1]), 3, 365.0)
     assert flat.sharpe == 0.0
+
+
+def test_dsr_with_a_single_trial_sharpe_has_no_dispersion():
+    """One trial Sharpe has no sample variance: taken as 0, so SR0 = 0 and the DSR is the plain
+    PSR against 0 (never NaN)."""
+    x = np.tile([0.01, -0.01], 32) + 0.002
+    res = O.deflated_sharpe(x, np.array([0.1]), 5, 365.0)
+    assert res.sr0 == 0.0
+    assert res.dsr == pytest.approx(O.probabilistic_sharpe(res.sharpe, 0.0, len(x), res.skew, res.kurtosis))
