@@ -326,3 +326,9 @@ def test_dsr_with_a_single_trial_sharpe_has_no_dispersion():
     res = O.deflated_sharpe(x, np.array([0.1]), 5, 365.0)
     assert res.sr0 == 0.0
     assert res.dsr == pytest.approx(O.probabilistic_sharpe(res.sharpe, 0.0, len(x), res.skew, res.kurtosis))
+
+
+def test_psr_is_undefined_when_the_variance_term_is_exactly_zero():
+    """The PSR's denominator 1 - g3 SR + (g4 - 1)/4 SR^2 at exactly 0 (SR 1, skew 2, kurtosis 5)
+    has no defined value: NaN, never a division error."""
+    assert np.isnan(O.probabilistic_sharpe(1.0, 0.0, 100, 2.0, 5.0))
