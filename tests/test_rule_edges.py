@@ -182,6 +182,8 @@ def test_cscv_exact_ties_count_as_overfit():
     flat = np.zeros((64, 2))
     res = O.cscv_pbo(flat, n_splits=4)
     assert (res.logits == 0.0).all() and res.pbo == 1.0 and res.median_logit == 0.0
+    assert res.prob_oos_loss == 0.0  # a Sharpe of 0 is not a loss
+    assert O.cscv_pbo(np.zeros((8, 2)), n_splits=4).pbo == 1.0  # 2 * S periods are enough
 
 
 def test_cscv_a_tie_at_the_median_among_distinct_candidates_counts_as_overfit():
@@ -303,7 +305,7 @@ def test_psr_matches_the_published_formula():
     g4 the (non-excess) kurtosis; the DSR is the PSR against the expected maximum of the trials."""
     from statistics import NormalDist
 
-    for sr, bench, t, skew, kurt in ((0.1, 0.0, 101, 0.0, 3.0), (0.2, 0.05, 50, -0.5, 6.0)):
+    for sr, bench, t, skew, kurt in ((0.1, 0.0, 101, 0.0, 3.0), (0.2, 0.05, 50, -0.5, 6.0), (0.1, 0.0, 2, 0.0, 3.0)):
         z = (sr - bench) * (t - 1) ** 0.5 / (1 - skew * sr + (kurt - 1) / 4 * sr**2) ** 0.5
         assert O.probabilistic_sharpe(sr, bench, t, skew, kurt) == pytest.approx(NormalDist().cdf(z), rel=1e-12)
 
@@ -315,6 +317,9 @@ def test_dsr_moments_of_a_known_sample():
     res = O.deflated_sharpe(x, np.array([0.0, 0.1, -0.1]), 3, 365.0)
     assert res.sharpe == pytest.approx(x.mean() / x.std(ddof=1), rel=1e-12)
     assert res.skew == pytest.approx(0.0, abs=1e-12) and res.kurtosis == pytest.approx(1.0, rel=1e-12)
+    assert res.sharpe_annual == pytest.approx(res.sharpe * 365.0**0.5, rel=1e-12)
+    skewed = O.deflated_sharpe(np.tile([0.03, -0.01, -0.01, -0.01], 16), np.array([0.0, 0.1]), 2, 365.0)
+    assert skewed.skew == pytest.approx(2 / 3**0.5, rel=1e-9) and skewed.kurtosis == pytest.approx(7 / 3, rel=1e-9)
     flat = O.deflated_sharpe(np.zeros(30), np.array([0.0, 0.1, -0.1]), 3, 365.0)
     assert flat.sharpe == 0.0
 
