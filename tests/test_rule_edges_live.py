@@ -9,6 +9,7 @@ then sends the order to the simulator unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from ethbtc.live.exchange import Exchange
+from ethbtc.live.filters import SymbolFilters, ceil_step, floor_step
 from ethbtc.live.orders import FEE_RESERVE, bar_of
 from ethbtc.live.state import StateStore
 from ethbtc.sim import SimServer
@@ -117,3 +119,57 @@ def test_r32_a_full_position_from_the_engine_stays_within_the_reserve(sim: SimSe
     assert any(s.free["BTC"] * Decimal("0.999") / s.price - s.qty < engine.filters.step_size
                for s in buys if s.free["BTC"] >= Decimal("0.9")), "no buy asked for the whole balance"
 
+
+
+# --- SPEC R32 rounding filters from exchangeInfo (survivors of make mutation, killed) ------------
+
+def _info(*filters: dict[str, str | bool]) -> dict[str, Any]:
+    """An exchangeInfo body shaped as Binance documents it, for one symbol with ``filters``."""
+    return {"symbols": [{"symbol": "ETHBTC", "baseAsset": "ETH", "quoteAsset": "BTC", "filters": list(filters)}]}
+
+
+PRICE = {"filterType": "PRICE_FILTER", "tickSize": "0.00001"}
+LOT = {"filterType": "LOT_SIZE", "stepSize": "0.0001", "minQty": "0.0001", "maxQty": "100000"}
+
+
+def test_r32_filters_fall_back_where_binance_leaves_a_filter_out_or_zero():
+    """MARKET_LOT_SIZE with stepSize/maxQty 0 (or absent) means the LOT_SIZE step and no market
+    cap; LOT_SIZE maxQty 0 means no cap; no NOTIONAL/MIN_NOTIONAL filter means no minimum, and the
+    minimum then applies to market orders too."""
+    f = SymbolFilters.from_exchange_info(_info(PRICE, LOT | {"maxQty": "0"},
+                                               {"filterType": "MARKET_LOT_SIZE", "stepSize": "0", "maxQty": "0"}),
+                                         "ETHBTC")
+    assert f.market_step_size == Decimal("0.0001") and f.market_max_qty == Decimal("1e12")
+    assert f.max_qty == Decimal("1e12") and f.min_notional == 0 and f.apply_min_to_market is True
+    f = SymbolFilters.from_exchange_info(_info(PRICE, LOT), "ETHBTC")
+    assert f.max_qty == Decimal("100000") and f.market_step_size == Decimal("0.0001")
+
+
+def test_r32_market_orders_use_the_market_lot_filter_limit_orders_the_lot_filter():
+    f = SymbolFilters.from_exchange_info(_info(
+        PRICE, LOT, {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.01", "minQty": "0", "maxQty": "50"},
+        {"filterType": "NOTIONAL", "minNotional": "0.0001", "applyMinToMarket": False}), "ETHBTC")
+    assert f.market_step_size == Decimal("0.01") and f.market_max_qty == Decimal("50")
+    assert f.qty(Decimal("1.23456")) == Decimal("1.2345")  # default: a limit order, LOT_SIZE step
+    assert f.qty(Decimal("1.23456"), market=True) == Decimal("1.23")
+    assert f.qty(Decimal("999")) == Decimal("999") and f.qty(Decimal("999"), market=True) == Decimal("50")
+    # the minimum notional binds limit orders always, market orders only with applyMinToMarket
+    assert f.too_small(Decimal("0.001"), Decimal("0.05")) == "min_notional"
+    assert f.too_small(Decimal("0.001"), Decimal("0.05"), market=True) is None
+    legacy = SymbolFilters.from_exchange_info(_info(
+        PRICE, LOT, {"filterType": "MIN_NOTIONAL", "minNotional": "0.0001"}), "ETHBTC")
+    assert legacy.min_notional == Decimal("0.0001") and legacy.apply_min_to_market is True
+
+
+def test_r32_zero_quantity_is_too_small_even_without_a_minimum_quantity():
+    f = SymbolFilters.from_exchange_info(_info(PRICE, LOT | {"minQty": "0"}), "ETHBTC")
+    assert f.too_small(Decimal("0"), Decimal("0.05")) == "min_qty"
+    assert f.too_small(Decimal("0.0001"), Decimal("0.05")) is None
+
+
+def test_r32_a_zero_step_leaves_the_value_unrounded_and_filters_are_immutable():
+    assert floor_step(Decimal("1.23456"), Decimal("0")) == Decimal("1.23456")
+    assert ceil_step(Decimal("1.23456"), Decimal("0")) == Decimal("1.23456")
+    f = SymbolFilters.from_exchange_info(_info(PRICE, LOT), "ETHBTC")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.min_qty = Decimal("0")  # type: ignore[misc]
