@@ -165,6 +165,9 @@ def test_r32_zero_quantity_is_too_small_even_without_a_minimum_quantity():
     f = SymbolFilters.from_exchange_info(_info(PRICE, LOT | {"minQty": "0"}), "ETHBTC")
     assert f.too_small(Decimal("0"), Decimal("0.05")) == "min_qty"
     assert f.too_small(Decimal("0.0001"), Decimal("0.05")) is None
+    at_min = SymbolFilters.from_exchange_info(_info(PRICE, LOT), "ETHBTC")  # minQty 0.0001: exactly it is fine
+    assert at_min.too_small(Decimal("0.0001"), Decimal("0.05")) is None
+    assert at_min.too_small(Decimal("0.00009"), Decimal("0.05")) == "min_qty"
 
 
 def test_r32_a_zero_step_leaves_the_value_unrounded_and_filters_are_immutable():
