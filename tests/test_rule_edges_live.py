@@ -66,6 +66,9 @@ def recording_engine(sim: SimServer, folder: Path, **cfg: Any) -> tuple[Any, Rec
     engine = make_engine(sim, active_config(**cfg), folder)
     acct = RecordingAccount(engine.market, folder / "state.json")
     engine.account = acct  # the order runner is built on start() with this account
+    acct.hooked_fills, acct.hooked_orders = [], []  # type: ignore[attr-defined]
+    engine.on_fill = acct.hooked_fills.append  # type: ignore[attr-defined]
+    engine.on_order = lambda info, kind, secs, cancelled: acct.hooked_orders.append((info, kind, cancelled))  # type: ignore[attr-defined]
     engine.start()
     return engine, acct
 
@@ -80,6 +83,13 @@ def test_r31_each_client_id_is_on_disk_before_its_order_is_sent(sim: SimServer, 
     for s in acct.sent:
         assert s.pending_bar == bar_of(s.client_id), s
         assert s.client_id in s.pending_orders and s.open_order_ids == [s.client_id], s
+    # the metrics hooks see every new fill once and every order's final state (a MARKET order is
+    # never "cancelled after ttl"; a LIMIT_MAKER is exactly when it was still open at the ttl)
+    ledger = (fast_dir / "trades_log.csv").read_text().splitlines()[1:]
+    assert len(acct.hooked_fills) == len(ledger) > 0  # type: ignore[attr-defined]
+    hooked = acct.hooked_orders  # type: ignore[attr-defined]
+    assert len(hooked) == len(acct.sent)
+    assert all(not cancelled for _, kind, cancelled in hooked if kind == "market")
 
 
 @pytest.mark.parametrize(("side", "balances"), [("BUY", {"BTC": "1", "ETH": "0", "BNB": "0"}),
