@@ -186,3 +186,27 @@ def test_r32_a_zero_step_leaves_the_value_unrounded_and_filters_are_immutable():
     f = SymbolFilters.from_exchange_info(_info(PRICE, LOT), "ETHBTC")
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.min_qty = Decimal("0")  # type: ignore[misc]
+
+
+# --- SPEC R32 order life cycle (survivors of make mutation, killed) -------------------------------
+
+def test_r32_status_polls_are_at_most_a_tenth_of_the_ttl(sim: SimServer, fast_dir: Path) -> None:
+    engine, _ = recording_engine(sim, fast_dir, ttl_sec=1.0, poll_sec=5.0)
+    assert engine.runner.poll == pytest.approx(0.1)
+    engine2, _ = recording_engine(sim, fast_dir / "b", ttl_sec=0.1, poll_sec=5.0)
+    assert engine2.runner.poll == pytest.approx(0.05)  # floor: not faster than every 50 ms
+
+
+def test_r32_an_order_below_the_minimum_is_dust_reported_as_min_notional(sim: SimServer, fast_dir: Path) -> None:
+    engine, acct = recording_engine(sim, fast_dir)
+    ex = engine.runner.execute("ETHBTC", 1_614_556_800_000, "BUY", Decimal("0.00001"), lambda cid: None)
+    assert ex.reason == "min_notional" and acct.sent == [] and "dust" in ex.notes[0]
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_r32_a_filled_limit_order_sends_nothing_more(sim: SimServer, fast_dir: Path, fallback: bool) -> None:
+    """A LIMIT_MAKER that fills completely ends the bar: one order, no MARKET rest, no note."""
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=fallback, ttl_sec=3600.0)
+    ex = engine.runner.execute("ETHBTC", 1_614_556_800_000, "BUY", Decimal("0.5"), lambda cid: None)
+    assert ex.qty_filled == Decimal("0.5"), ex
+    assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.notes == [] and ex.reason == "trade"
