@@ -210,3 +210,14 @@ def test_r32_a_filled_limit_order_sends_nothing_more(sim: SimServer, fast_dir: P
     ex = engine.runner.execute("ETHBTC", 1_614_556_800_000, "BUY", Decimal("0.5"), lambda cid: None)
     assert ex.qty_filled == Decimal("0.5"), ex
     assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.notes == [] and ex.reason == "trade"
+
+
+def test_r31_reconcile_goes_past_an_id_that_was_never_sent(sim: SimServer, fast_dir: Path) -> None:
+    """After a crash the bar's ids are checked one by one: an id that never left the machine is
+    noted and the next one is still reconciled."""
+    engine, _ = recording_engine(sim, fast_dir)
+    bar = 1_614_556_800_000
+    unsent, sent = "eb-ETHBTC-1614556800000-BL0", "eb-ETHBTC-1614556800000-BM0"
+    engine.market.place_order(sent, "BUY", "MARKET", Decimal("0.5"))
+    ex = engine.runner.reconcile(bar, [unsent, sent])
+    assert ex.qty_filled == Decimal("0.5") and f"{unsent} was never placed" in ex.notes
