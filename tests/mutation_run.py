@@ -8,7 +8,8 @@ killed / (generated - equivalent), and every survivor with its line and diff.
 
 Equivalent mutants (no test can tell them apart from the original) are listed with a one-line
 reason in ``tests/mutation_equivalent.toml``, matched by module, operator and the stripped
-source line, so the list survives edits elsewhere in the file.
+source line (and, for a line as common as ``break``, the line before it: ``after``), so the
+list survives edits elsewhere in the file.
 
 The operator set is cosmic-ray's, trimmed to one natural replacement per operator (``+``<->``-``,
 ``*``<->``/``, boundary shifts ``<``<->``<=``, ``>``<->``>=``, ``==``<->``!=``, ``is``<->``is not``),
@@ -168,7 +169,9 @@ def summarise(name: str, seconds: float | None) -> dict[str, object]:
             if result.test_outcome != TestOutcome.SURVIVED:
                 killed += 1
                 continue
-            reason = next((e["reason"] for e in eq if e["operator"] == m.operator_name and e["line"] == line), None)
+            before = src[line_no - 2].strip() if line_no >= 2 else ""
+            reason = next((e["reason"] for e in eq if e["operator"] == m.operator_name and e["line"] == line
+                           and e.get("after", before) == before), None)
             if reason is not None:
                 equivalent += 1
             else:
