@@ -54,8 +54,8 @@ CHANNELS_OF: dict[str, tuple[str, ...]] = {
 TELEGRAM_MESSAGE = (
     '{{ if eq .Status "firing" }}{{ if eq .CommonLabels.alertname "' + TRADE_ALERT + '" }}TRADE{{ else }}'
     "FIRING {{ .CommonLabels.severity | toUpper }}{{ end }}{{ else }}RESOLVED{{ end }}: {{ .CommonLabels.alertname }}\n"
-    "{{ range .Alerts }}{{ .Annotations.summary }}\n"
-    '{{ if and (eq $.Status "firing") .Annotations.action }}What to do: {{ .Annotations.action }}\n{{ end }}'
+    '{{ range .Alerts }}{{ if eq .Status "resolved" }}no longer: {{ end }}{{ .Annotations.summary }}\n'
+    '{{ if and (eq .Status "firing") .Annotations.action }}What to do: {{ .Annotations.action }}\n{{ end }}'
     "{{ end }}"
 )
 
@@ -138,10 +138,10 @@ class TradeNotice:
 
     def alert(self, now: dt.datetime, hold: dt.timedelta = dt.timedelta(minutes=10)) -> dict[str, Any]:
         base, quote = self.symbol[:-3] if self.symbol.endswith("BTC") else self.symbol, "BTC"
-        summary = (f"{self.mode} {self.symbol}: {self.side} {self.qty:.8g} {base} at {self.avg_price:.8g} "
-                   f"({self.quote_qty:.8g} {quote}, {self.fills} fill{'s' if self.fills != 1 else ''}), "
-                   f"fee {self.fee_quote:.8g} {quote}; {base} weight now {self.weight:.1%}; "
-                   f"PnL {self.pnl:+.8g} {quote} since session start")
+        summary = (f"{self.mode} {self.symbol}: {self.side} {_amount(self.qty)} {base} at {_amount(self.avg_price)} "
+                   f"({_amount(self.quote_qty)} {quote}, {self.fills} fill{'s' if self.fills != 1 else ''}), "
+                   f"fee {_amount(self.fee_quote)} {quote}; {base} weight now {self.weight:.1%}; "
+                   f"PnL {'+' if self.pnl >= 0 else '-'}{_amount(abs(self.pnl))} {quote} since session start")
         return {
             "labels": {"alertname": TRADE_ALERT, "severity": "info", "symbol": self.symbol, "mode": self.mode,
                        "side": self.side.lower(), "bar": self.bar_close},
@@ -152,6 +152,12 @@ class TradeNotice:
             "startsAt": _rfc3339(now),
             "endsAt": _rfc3339(now + hold),  # then it is resolved; the trades receivers send no "resolved"
         }
+
+
+def _amount(x: float) -> str:
+    """At most 8 decimals (Binance's precision), no trailing zeros: 0.05107, 8.4222, 0.00043105."""
+    text = f"{x:.8f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
 
 
 def _rfc3339(t: dt.datetime) -> str:

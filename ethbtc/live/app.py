@@ -201,11 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if notifier is not None:
             stack.callback(notifier.close)
             log.info("trade notices to Alertmanager %s", am_url)
-        Monitor(engine, metrics, health, level_bar=args.verbose >= 1, notifier=notifier)
+        monitor = Monitor(engine, metrics, health, level_bar=args.verbose >= 1, notifier=notifier)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
         try:
             state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+            monitor.started()
             if args.once:
                 engine.poll_once()
             else:

@@ -76,6 +76,19 @@ class Monitor:
             print(ascii_levelbar.render(d.close, buy, sell, closes, width=100, symbol=self.engine.opts.symbol),
                   file=self.out, flush=True)
 
+    def started(self) -> None:
+        """After ``engine.start``: the breaker flags of the loaded state, before the first bar is
+        decided (a restart must not report a latched breaker as cleared, nor resolve its alert)."""
+        st = self.engine.state
+        if st is None:
+            return
+        kernel = st.kernel_array()
+        maxdd, daily = bool(kernel[S_MAXDD_HIT]), bool(kernel[S_DAILY_PAUSED])
+        if self.metrics is not None:
+            self.metrics.set_breakers(maxdd, daily)
+        if self.health is not None:
+            self.health.set_breakers(maxdd, daily)
+
     def tick(self) -> None:
         if self.metrics is not None:
             self.metrics.heartbeat()
