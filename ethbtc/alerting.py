@@ -14,8 +14,8 @@ one place.
   step: ``python -m ethbtc.alerting render --out alertmanager.yml`` (compose runs it as the
   one-shot ``alertmanager-config`` service).
 - ``TradeNotifier``: posts trade notices from a background thread (a slow or absent Alertmanager
-  never delays an order); each notice's labels name its bar, so a re-sent notice is the same
-  alert to Alertmanager, never a second message.
+  never delays an order; an outage is one warning line); each notice's labels name its bar, so a
+  re-sent notice is the same alert to Alertmanager, never a second message.
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ class TradeNotifier:
         self._thread = threading.Thread(target=self._run, name="trade-notices", daemon=True)
         self._thread.start()
         self.sent = 0
+        self.failing = False  # the last notice could not be delivered
 
     def notify(self, notice: TradeNotice) -> None:
         try:
@@ -188,7 +189,7 @@ class TradeNotifier:
         except queue.Full:
             log.warning("trade notice for %s dropped: Alertmanager has not taken the last 1000", notice.bar_close)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop the thread."""
         self._queue.put(None)
         self._thread.join(timeout)
@@ -201,13 +202,17 @@ class TradeNotifier:
                     r = requests.post(f"{self.url}/api/v2/alerts", json=[alert], timeout=self.timeout)
                     if r.status_code < 300:
                         self.sent += 1
+                        self.failing = False
                         break
                     problem = f"HTTP {r.status_code}: {r.text[:200]}"
                 except requests.RequestException as exc:
                     problem = type(exc).__name__
-                if attempt + 1 == self.attempts:
-                    log.warning("trade notice for bar %s not delivered to Alertmanager %s (%s)",
-                                alert["labels"]["bar"], self.url, problem)
+                if attempt + 1 == self.attempts:  # one warning per outage, not one per trade
+                    log.log(logging.DEBUG if self.failing else logging.WARNING,
+                            "trade notice for bar %s not delivered to Alertmanager %s (%s); further failures "
+                            "are logged at debug level until it answers again", alert["labels"]["bar"], self.url,
+                            problem)
+                    self.failing = True
                 else:
                     stop.wait(1.0 + 2 * attempt)
 

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -46,9 +50,9 @@ from am_fixtures import (
     running_alertmanager,
 )
 from executor_driver import HISTORY_BARS, ExecutorDriver, anchored_candles
-from prom_fixtures import PrometheusServer, render_config, require_binary, wait_for
+from prom_fixtures import PrometheusServer, free_port, render_config, require_binary, wait_for
 
-from ethbtc.alerting import SHIPPED, TRADE_ALERT, configured_channels
+from ethbtc.alerting import SHIPPED, TRADE_ALERT, TradeNotice, TradeNotifier, configured_channels
 from ethbtc.alerting import render_config as render_am
 
 pytestmark = pytest.mark.slow
@@ -138,6 +142,53 @@ def test_trade_receivers_send_no_resolved_and_no_email(receiver: Receiver) -> No
     for name in ("critical", "warning"):
         assert {"telegram_configs", "webhook_configs", "email_configs"} <= set(rec[name])
         assert rec[name]["telegram_configs"][0]["chat_id"] == CHAT_ID
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"TELEGRAM_BOT_TOKEN": TOKEN}, "TELEGRAM_CHAT_ID"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "@mychannel"}, "must be a number"),
+    ({"TELEGRAM_BOT_TOKEN": "paste-here", "TELEGRAM_CHAT_ID": "42"}, "does not look like a bot token"),
+    ({"ALERT_EMAIL_TO": "ops@example.org"}, "SMTP_SMARTHOST"),
+    ({"ALERT_WEBHOOK_URL": "hooks.example.org/x"}, "http(s)://"),
+])
+def test_render_cli_bad_env_is_one_line_exit_2(tmp_path: Path, env: dict[str, str], needle: str) -> None:
+    """Bad input: one `error:` line naming the variable, exit 2, no traceback, no secret echoed."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ALERT_", "SMTP_"))}
+    run = subprocess.run([sys.executable, "-m", "ethbtc.alerting", "render", "--out", str(tmp_path / "am.yml"),
+                          "--env-file", os.devnull], env=clean | env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert needle in run.stderr and "Traceback" not in run.stderr
+    assert TOKEN not in run.stderr and not (tmp_path / "am.yml").exists()
+
+
+def test_render_cli_writes_a_private_file(tmp_path: Path, receiver: Receiver) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ALERT_", "SMTP_"))}
+    out = tmp_path / "am.yml"
+    run = subprocess.run([sys.executable, "-m", "ethbtc.alerting", "render", "--out", str(out), "--env-file",
+                          os.devnull], env=clean | channel_env(receiver), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "channels telegram, webhook" in run.stdout and TOKEN not in run.stdout + run.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load(out.read_text())["receivers"][0]["telegram_configs"][0]["bot_token"] == TOKEN
+
+
+def test_trade_notifier_survives_an_absent_alertmanager(caplog: pytest.LogCaptureFixture) -> None:
+    """No Alertmanager listening: notify() returns at once, one warning per outage, never an exception."""
+    notifier = TradeNotifier(f"http://127.0.0.1:{free_port()}", timeout=1.0, attempts=1)
+    notice = TradeNotice("ETHBTC", "testnet", "2026-01-01T00:15:00Z", "BUY", 1.5, 0.05, 0.075, 0.000075, 2,
+                         0.5, 0.15, 0.001)
+    with caplog.at_level(logging.DEBUG, logger="ethbtc.alerting"):
+        notifier.notify(notice)
+        notifier.notify(notice)
+        notifier.close(timeout=30)
+    failures = [r for r in caplog.records if "not delivered" in r.getMessage()]
+    assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG] and notifier.sent == 0
+    alert = notice.alert(dt.datetime(2026, 1, 1, 0, 15, 1, tzinfo=dt.UTC))
+    assert alert["labels"] == {"alertname": TRADE_ALERT, "severity": "info", "symbol": "ETHBTC", "mode": "testnet",
+                               "side": "buy", "bar": "2026-01-01T00:15:00Z"}
+    assert alert["annotations"]["summary"] == ("testnet ETHBTC: BUY 1.5 ETH at 0.05 (0.075 BTC, 2 fills), fee "
+                                               "0.000075 BTC; ETH weight now 50.0%; PnL +0.001 BTC since session start")
+    assert alert["endsAt"] > alert["startsAt"]
 
 
 # ------------------------------------------------------------------------------ inhibition
