@@ -35,6 +35,16 @@ def test_alertmanager_runs_the_rendered_config_in_the_monitoring_profile() -> No
     assert SERVICES["bot"]["environment"]["ALERTMANAGER_URL"] == "http://alertmanager:9093"
 
 
+def test_bot_metrics_reachable_by_prometheus_inside_compose_only() -> None:
+    """Bare metal defaults to 127.0.0.1; the container listens on 0.0.0.0 whatever .env says, and the
+    host publishes it on 127.0.0.1 (test above)."""
+    from ethbtc.metrics_server import DEFAULT_ADDR
+
+    assert DEFAULT_ADDR == "127.0.0.1"
+    assert SERVICES["bot"]["environment"]["METRICS_ADDR"] == "0.0.0.0"
+    assert "METRICS_ADDR=0.0.0.0" in (ROOT / "Dockerfile").read_text()
+
+
 def _grafana_guard() -> list[str]:
     entry = SERVICES["grafana"]["entrypoint"]
     assert entry[:2] == ["sh", "-c"]
