@@ -3,6 +3,7 @@
 - ``Receiver``: a local HTTP server standing in for the Telegram Bot API (Alertmanager's
   ``api_url`` points at it; it answers ``sendMessage`` like Telegram does) and for a generic
   webhook; it records every message with its arrival time.
+- ``MailSink``: a local SMTP server (aiosmtpd) receiving Alertmanager's e-mails.
 - ``routing_config(env, receiver)``: the shipped ``grafana/alertmanager.yml`` rendered by
   ``ethbtc.alerting.render_config`` with test channels, then only the *waiting* times shortened
   (group_wait / group_interval); repeat intervals, routes, inhibition stay as shipped.
@@ -15,6 +16,8 @@ Tests skip with a clear message when the binaries are absent.
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import json
 import shutil
 import subprocess
@@ -132,9 +135,45 @@ class Receiver:
                 and (status is None or m.status == status)]
 
 
-def channel_env(receiver: Receiver) -> dict[str, str]:
-    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": str(CHAT_ID),
-            "ALERT_WEBHOOK_URL": f"{receiver.url}/hook"}
+@dataclass
+class Mail:
+    at: float
+    to: list[str]
+    subject: str
+    body: str
+
+
+class MailSink:
+    """SMTP on 127.0.0.1 (no TLS, no login) that keeps every message."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.mails: list[Mail] = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 -- aiosmtpd
+                msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                part = msg.get_body(preferencelist=("plain", "html"))
+                outer.mails.append(Mail(time.time(), list(envelope.rcpt_tos), str(msg["Subject"]),
+                                        part.get_content() if part is not None else ""))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+def channel_env(receiver: Receiver, mail: MailSink | None = None) -> dict[str, str]:
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": str(CHAT_ID), "ALERT_WEBHOOK_URL": f"{receiver.url}/hook"}
+    if mail is not None:
+        env |= {"ALERT_EMAIL_TO": "ops@example.org", "SMTP_SMARTHOST": f"127.0.0.1:{mail.port}",
+                "SMTP_FROM": "ethbtc-bot@example.org", "SMTP_REQUIRE_TLS": "false"}
+    return env
 
 
 def routing_config(env: Mapping[str, str], receiver: Receiver, wait: str = "1s", interval: str = "2s") -> dict[str, Any]:

@@ -4,10 +4,11 @@ The real ``live_executor.py --mode testnet`` trades on the paper exchange (``eth
 Prometheus scrapes it with the shipped ``grafana/prometheus.yml`` + ``grafana/alerts.yml`` and fires
 at a real Alertmanager (Debian ``prometheus-alertmanager``) running the shipped
 ``grafana/alertmanager.yml`` as ``ethbtc.alerting.render_config`` fills it from ".env" values. A
-local HTTP server stands in for the Telegram Bot API (``api_url``) and for a webhook.
+local HTTP server stands in for the Telegram Bot API (``api_url``) and for a webhook, a local SMTP
+server (aiosmtpd) receives the e-mails.
 
 - the market falls while the bot holds ETH: the drawdown breaker (SPEC R24) trips, and each channel
-  gets exactly ONE firing ``EthbtcBreakerTripped`` message with the right labels; a restart without
+  (Telegram, webhook, e-mail) gets exactly ONE firing ``EthbtcBreakerTripped`` message with the right labels; a restart without
   ``--reset-risk`` keeps it firing (no "resolved"); after ``--reset-risk`` each channel gets one
   "resolved" message;
 - every executed rebalance produces exactly one ``EthbtcTrade`` notice whose figures match the
@@ -20,6 +21,7 @@ here; routes, repeat intervals and inhibition are the shipped ones.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import logging
@@ -42,6 +44,7 @@ import yaml
 from am_fixtures import (
     CHAT_ID,
     TOKEN,
+    MailSink,
     Receiver,
     amtool_check,
     channel_env,
@@ -244,8 +247,9 @@ def ledger_trades(path: Path) -> dict[str, dict[str, float]]:
 def test_breaker_trip_and_trades_reach_telegram_and_webhook(tmp_path: Path, receiver: Receiver) -> None:
     require_binary("prometheus")
     require_alertmanager()
-    env = channel_env(receiver)
-    with running_alertmanager(routing_config(env, receiver), tmp_path / "am") as am:
+    mail = MailSink()
+    env = channel_env(receiver, mail)
+    with contextlib.closing(mail), running_alertmanager(routing_config(env, receiver), tmp_path / "am") as am:
         driver = ExecutorDriver(tmp_path / "executor", candles=crash_candles, faults=None,
                                 params={"max_dd_frac": MAX_DD}, extra_args=["--alertmanager-url", am.url])
         (tmp_path / "executor").mkdir()
@@ -317,6 +321,17 @@ def test_breaker_trip_and_trades_reach_telegram_and_webhook(tmp_path: Path, rece
             assert resolved_tg.text.startswith("RESOLVED: EthbtcBreakerTripped\nno longer: Risk breaker max_drawdown")
             assert "What to do" not in resolved_tg.text
 
+            # e-mail: the same firing + resolved pair, and no trade ever (not for e-mail)
+            def breaker_mails() -> list[Any]:
+                return [m for m in mail.mails if "EthbtcBreakerTripped" in m.subject]
+
+            wait_for(lambda: len(breaker_mails()) >= 2, 30, "the two breaker e-mails")
+            mails = breaker_mails()
+            assert [(m.to, m.subject.split("]")[0]) for m in mails] == [
+                (["ops@example.org"], "[FIRING:1"), (["ops@example.org"], "[RESOLVED")], [m.subject for m in mails]
+            assert "max_drawdown" in mails[0].subject and "max_drawdown" in mails[0].body
+            assert not [m for m in mail.mails if TRADE_ALERT in m.subject], "trades are not e-mailed"
+
             # 4. one trade notice per executed rebalance, with the ledger's figures
             driver.stop()  # flushes queued notices (SIGTERM), then nothing trades any more
             trades = ledger_trades(tmp_path / "executor" / "trades_log.csv")
@@ -360,12 +375,16 @@ def test_breaker_trip_and_trades_reach_telegram_and_webhook(tmp_path: Path, rece
                 report.append("    " + (m.text if m.channel == "telegram" else
                                         yaml.safe_dump(m.body["alerts"][0]["labels"] | {"status": m.status},
                                                        default_flow_style=True).strip()).replace("\n", "\n    "))
+            report += [f"[{dt.datetime.fromtimestamp(m.at, dt.UTC):%H:%M:%S.%f}] e-mail to {m.to}: {m.subject}"
+                       for m in mail.mails]
             report.append(f"max drawdown seen by Prometheus at the end of the trip phase: {dd:.4f}")
             report.append("breaker 1 on /metrics -> firing message: " + ", ".join(
-                f"{m.channel} {m.at - t_trip:.1f}s" for m in trip_msgs if m.status == "firing"))
+                [f"{m.channel} {m.at - t_trip:.1f}s" for m in trip_msgs if m.status == "firing"]
+                + [f"e-mail {mails[0].at - t_trip:.1f}s"]))
             if t_reset is not None:
                 report.append("breaker 0 on /metrics after --reset-risk -> resolved message: " + ", ".join(
-                    f"{m.channel} {m.at - t_reset:.1f}s" for m in trip_msgs if m.status == "resolved"))
+                    [f"{m.channel} {m.at - t_reset:.1f}s" for m in trip_msgs if m.status == "resolved"]
+                    + [f"e-mail {mails[1].at - t_reset:.1f}s"]))
             lags = [m.at - dt.datetime.fromisoformat(a["startsAt"]).timestamp()
                     for m in notices() for a in m.body["alerts"]]
             report.append(f"trade notices: {len(lags)}, executor post -> webhook: "
