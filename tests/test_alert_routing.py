@@ -244,7 +244,7 @@ def ledger_trades(path: Path) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def test_breaker_trip_and_trades_reach_telegram_and_webhook(tmp_path: Path, receiver: Receiver) -> None:
+def test_breaker_trip_and_trades_reach_every_channel(tmp_path: Path, receiver: Receiver) -> None:
     require_binary("prometheus")
     require_alertmanager()
     mail = MailSink()
