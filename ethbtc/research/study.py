@@ -32,8 +32,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial
 
 from ..errors import UserError
+from . import SAMPLERS
 
-SAMPLERS = ("random", "tpe", "cmaes")
+__all__ = ["SAMPLERS", "StudyHandle", "make_sampler", "open_storage", "open_study", "redact"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
