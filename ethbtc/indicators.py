@@ -241,17 +241,14 @@ def compute(df: pd.DataFrame, p: StrategyParams, bar_minutes: int) -> Indicators
     close = df["close"].to_numpy(dtype=np.float64)
     open_ms = index_ms(df.index)
     sigma = realized_vol(close, p.vol_window, bar_minutes)
-    entry, exit_ = bands(sigma, p.flip_band_entry, p.flip_band_exit, p.vol_adapt_k)
-    g = gate_value(open_ms, close, p.gate_window_days)
-    return Indicators(
-        ratio=trend_ratio(close, p.trend_kind, p.trend_lookback),
-        sigma=sigma,
-        entry=entry,
-        exit=exit_,
-        gate=g,
-        gate_open=gate_open(g, p.gate_window_days, p.gate_roc_threshold),
-        mult=vol_multiplier(sigma, p.target_vol, p.min_mult, p.max_mult),
-    )
+    day_k = day_numbers(open_ms)
+    per_day = gate_per_day(open_ms, close, p.gate_window_days)
+    n = len(close)
+    entry, exit_, opened, mult = np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_), np.empty(n)
+    _derive_into(sigma, per_day, day_k, p.flip_band_entry, p.flip_band_exit, p.vol_adapt_k, p.gate_window_days,
+                 p.gate_roc_threshold, p.target_vol, p.min_mult, p.max_mult, entry, exit_, opened, mult)
+    return Indicators(ratio=trend_ratio(close, p.trend_kind, p.trend_lookback), sigma=sigma, entry=entry, exit=exit_,
+                      gate=per_day[day_k], gate_open=opened, mult=mult)
 
 
 _MS_DIVISOR = {"ns": 1_000_000, "us": 1_000, "ms": 1}
