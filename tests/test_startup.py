@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("pandas", "numba", "optuna", "sqlalchemy", "pydantic", "openpyxl", "scipy")
+HEAVY = ("pandas", "numba", "optuna", "sqlalchemy", "pydantic", "openpyxl", "scipy", "requests", "binance")
 SCRIPTS = ["ethbtc_accum_bot.py", "optimizer_cli.py", "wf_pick.py", "multi_interval_opt.py", "download_vision.py",
            "vision_fix_timestamps.py", "ascii_levelbar.py", "seed_testnet_order.py"]
 PROBE = """
