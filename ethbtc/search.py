@@ -295,17 +295,18 @@ def wealth_path(cfg: Config, window: Window) -> np.ndarray:
  B_MIN_MULT, B_MAX_MULT, B_BTC, B_BNB) = range(14)
 N_B = 14
 # per-set results (float64 columns of ``res``)
-(R_FINAL, R_MAXDD, R_RSUM, R_RSQ, R_DOWN, R_IN_ETH, R_WSUM, R_TURNS, R_TRADES, R_FEES, R_TURNOVER) = range(11)
-N_R = 11
+(R_FINAL, R_MAXDD, R_CHANGED, R_IN_ETH, R_WSUM, R_TURNS, R_TRADES, R_FEES, R_TURNOVER) = range(9)
+N_R = 9
 
 
 @njit(cache=True, error_model="numpy")
 def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, sets, prm, fee, res,
               ratio, entry, exit_, gate_ok, mult, out_f, out_i, tr_f, tr_i, changed):  # pragma: no cover
-    """Backtest every row of ``sets``/``prm``/``fee`` on one window and write its R29 sums to
-    ``res``. Indicators are derived by the compiled helpers of :mod:`ethbtc.indicators`; the
-    run itself is ``kernel.simulate`` (called, not copied); the reduction is ``_path_pass`` /
-    ``_return_sums`` as in :func:`lean_summary`. The work arrays are reused from set to set."""
+    """Backtest every row of ``sets``/``prm``/``fee`` on one window and write its R29 figures to
+    ``res`` and the wealth values that changed to ``changed[j]`` (their logs are taken by numpy
+    afterwards, as :func:`lean_summary` does). Indicators are derived by the compiled helpers of
+    :mod:`ethbtc.indicators`; the run itself is ``kernel.simulate`` (called, not copied); the
+    reduction is ``_path_pass``. The work arrays are reused from set to set."""
     for j in range(sets.shape[0]):
         b = sets[j]
         I._trend_into(close, b[B_SMA] != 0.0, int(b[B_LOOKBACK]), ratio)
@@ -315,10 +316,7 @@ def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, set
         state = K.new_state()
         n_tr = K.simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm[j], fee[j],
                           state, b[B_BTC], 0.0, b[B_BNB], out_f, out_i, tr_f, tr_i)
-        k, max_dd, in_eth, w_sum = _path_pass(out_f, out_i, changed)
-        for i in range(k):
-            changed[i] = math.log(changed[i])
-        r_sum, r_sq, down = _return_sums(changed[:k])
+        k, max_dd, in_eth, w_sum = _path_pass(out_f, out_i, changed[j])
         fees = 0.0
         turnover = 0.0
         for i in range(n_tr):
@@ -327,9 +325,7 @@ def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, set
         r = res[j]
         r[R_FINAL] = out_f[out_f.shape[0] - 1, K.O_WEALTH]
         r[R_MAXDD] = max_dd
-        r[R_RSUM] = r_sum
-        r[R_RSQ] = r_sq
-        r[R_DOWN] = down
+        r[R_CHANGED] = k
         r[R_IN_ETH] = in_eth
         r[R_WSUM] = w_sum
         r[R_TURNS] = state[K.S_TURNS]
@@ -353,8 +349,8 @@ class RowTable:
     def rows(self, keys: list[Any]) -> np.ndarray:
         """Row index of every key (computing missing rows); int64 array aligned with ``keys``."""
         need = list(dict.fromkeys(keys))
-        if len(need) > self.table.shape[0]:
-            self._grow(len(need))
+        if len(need) > self.table.shape[0]:  # first use: every row at once (pages cost memory only once written)
+            self._grow(max(len(need), self.max_rows))
         for key in need:
             if key in self._rows:
                 self._rows.move_to_end(key)
@@ -362,8 +358,6 @@ class RowTable:
         for key in need:
             if key in self._rows:
                 continue
-            if len(self._rows) == self.table.shape[0] < self.max_rows:
-                self._grow(min(self.max_rows, 2 * self.table.shape[0] + 8))
             if len(self._rows) < self.table.shape[0]:
                 row = len(self._rows)
             else:
@@ -374,7 +368,7 @@ class RowTable:
         return np.array([self._rows[k] for k in keys], dtype=np.int64)
 
     def _grow(self, n: int) -> None:
-        new = np.empty((n, self.width))  # untouched rows cost no memory until written
+        new = np.empty((n, self.width))
         new[: self.table.shape[0]] = self.table
         self.table = new
 
@@ -389,7 +383,8 @@ class BatchTables:
     vol: RowTable  # R7 sigma per vol_window
     gate: RowTable  # R9 gate per calendar day, per gate_window_days
     day_k: np.ndarray  # calendar-day number of each bar
-    work: tuple[np.ndarray, ...]  # ratio, entry, exit, gate_ok, mult, scratch
+    work: tuple[np.ndarray, ...]  # ratio, entry, exit, gate_ok, mult
+    _changed: np.ndarray | None = None
 
     @classmethod
     def of(cls, window: Window, max_mb: float) -> BatchTables:
@@ -402,8 +397,14 @@ class BatchTables:
         bm = window.candles.interval_minutes
         vol = RowTable(n, int(max_mb * 1e6 * 0.9 / (8 * n)), lambda w: I.realized_vol(close, w, bm))
         gate = RowTable(n_days, 4096, lambda d: I.gate_per_day(open_ms, close, d))
-        work = (np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n))
+        work = (np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.bool_), np.empty(n))
         return cls(vol, gate, day_k, work)
+
+    def changed(self, sets: int) -> np.ndarray:
+        """A (sets x bars) scratch array for the changed wealth values, reused across calls."""
+        if self._changed is None or self._changed.shape[0] < sets:
+            self._changed = np.empty((sets, len(self.day_k)))
+        return self._changed[:sets]
 
 
 def _set_row(cfg: Config, vol_row: int, gate_row: int) -> list[float]:
@@ -447,16 +448,19 @@ def _evaluate_group(cfgs: list[Config], window: Window, use_bnb: bool, into: lis
     buf = window.buffers
     inp = window.inputs
     assert inp is not None
-    ratio, entry, exit_, gate_ok, mult, scratch = t.work
+    ratio, entry, exit_, gate_ok, mult = t.work
+    changed = t.changed(len(cfgs))
     _run_sets(inp.open_, inp.close, inp.close_ms, inp.day, t.day_k, bnb_px, t.vol.table, t.gate.table, sets, prm,
-              fee, res, ratio, entry, exit_, gate_ok, mult, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i, scratch)
+              fee, res, ratio, entry, exit_, gate_ok, mult, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i, changed)
     ann = math.sqrt(525_600.0 / bm)
     open0, close_last = float(inp.open_[0]), float(inp.close[-1])
-    for cfg, r, d in zip(cfgs, res, into, strict=True):
+    for cfg, r, row, d in zip(cfgs, res, changed, into, strict=True):
         start_w = float(cfg.risk.basis_btc + (cfg.fees.start_bnb * bnb_px[0] if use_bnb else 0.0))
         eth_hodl = start_w / open0 * close_last
         final = float(r[R_FINAL])
-        sharpe, sortino = _ratios(float(r[R_RSUM]), float(r[R_RSQ]), float(r[R_DOWN]), n, ann)
+        k = int(r[R_CHANGED])
+        log_w = np.log(row[:k], out=row[:k])  # numpy's log, as lean_summary takes it
+        sharpe, sortino = _ratios(*_return_sums(log_w), n, ann)
         d.update({
             "start_btc": start_w, "eth_hodl_qty": start_w / open0, "final_btc": final,
             "return_btc": final / start_w - 1.0, "btc_hodl_btc": start_w, "eth_hodl_btc": eth_hodl,
