@@ -81,7 +81,12 @@ def _add_common(p: argparse.ArgumentParser, strategy_knobs: bool) -> None:
     f = p.add_argument_group("fees and slippage (override the config)")
     for flag, key, typ, text in FEE_FLAGS:
         f.add_argument(flag, dest=key, type=typ, help=text)
-    f.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    m = f.add_mutually_exclusive_group()
+    m.add_argument("--pay-fees-in-bnb", action="store_true",
+                   help="pay fees in BNB at the discount (SPEC R23; without --start-bnb the wallet is assumed funded)")
+    m.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    f.add_argument("--start-bnb", type=number(float, 0.0), metavar="BNB",
+                   help="finite BNB fee wallet at start (needs --bnb-data; 0 = assumed kept funded, SPEC R23)")
 
 
 def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]:
@@ -91,6 +96,10 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
         out["basis_btc"] = args.basis_btc
     if args.no_bnb:
         out["pay_fees_in_bnb"] = False
+    if args.pay_fees_in_bnb:
+        out["pay_fees_in_bnb"] = True
+    if args.start_bnb is not None:
+        out["start_bnb"] = args.start_bnb
     return out
 
 
@@ -149,6 +158,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from ethbtc.backtest import prepare_bnb
     from ethbtc.config import build_config, load_config
     from ethbtc.fileio import atomic_path, atomic_write_text
+    from ethbtc.kernel import SPEC_VERSION
     from ethbtc.search import Window, evaluate, sample
 
     check_outputs(args.out, args.excel_out, args.emit_config)
@@ -168,7 +178,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         params = sample(rng)
         cfg = build_config(flat | params)
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
-        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS}})
+        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS},
+                     "spec_version": SPEC_VERSION})
     res = pd.DataFrame(rows).sort_values("test_final_btc", ascending=False)
     best = res.iloc[0]
     print(f"best of {len(res)} trials (by test final BTC):")
@@ -185,7 +196,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.emit_config:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
-        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"])})
+        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"]),
+                         "spec_version": SPEC_VERSION})
         atomic_write_text(args.emit_config, cfg.to_json())
         print(f"  best config   -> {args.emit_config}")
     return 0

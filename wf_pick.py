@@ -67,6 +67,7 @@ def build_parser() -> ArgumentParser:
     w.add_argument("--walk-forward", action="store_true", help="run rolling folds on --data instead of reading --runs")
     w.add_argument("--data", help="ETHBTC candles (walk-forward, and the overfitting report)")
     w.add_argument("--bnb-data", help="BNBBTC candles for fees paid in BNB")
+    C.add_fee_model_flags(w)
     w.add_argument("--start", help="use data from this date (UTC)")
     w.add_argument("--end", help="use data up to this date (UTC, inclusive)")
     w.add_argument("--train-days", type=DAYS, default=365, help="training period per fold (default 365)")
@@ -108,7 +109,7 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
     from ethbtc.research import families as F
     from ethbtc.research.trials import row_params
 
-    base = load_config(args.config)
+    base = load_config(args.config, C.fee_model_overrides(args))
     raw = F.load_runs(args.runs)
     interval = F.check_single_interval(raw) or base.bar_minutes()
     n_trials, n_families = len(raw), F.add_family_keys(raw, rules)["family"].nunique()
@@ -152,7 +153,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     if not args.data:
         raise UserError("--walk-forward needs --data")
     C.check_search_flags(args)
-    base = load_config(args.config)
+    base = load_config(args.config, C.fee_model_overrides(args))
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
     candles = candles.window(args.start, args.end)
     last_close = candles.df.index[-1] + pd.Timedelta(minutes=candles.interval_minutes)

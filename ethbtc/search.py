@@ -30,10 +30,10 @@ from numba import njit
 
 from . import indicators as I
 from . import kernel as K
-from .backtest import build_result
+from .backtest import build_result, fee_model
 from .config import Config
 from .data import Candles
-from .strategy import EthBtcStrategy, KernelInputs, RunArrays, RunBuffers
+from .strategy import EthBtcStrategy, KernelInputs, RunArrays, RunBuffers, finite_bnb_wallet
 
 # name -> ("int", lo, hi) | ("float", lo, hi) | ("choice", [values]) | ("fixed", value)
 # Bar counts (trend_lookback, vol_window) are bars of the data being searched; cooldown is
@@ -241,6 +241,7 @@ def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
     start_w = float(cfg.risk.basis_btc + (cfg.fees.start_bnb * bnb[0] if bnb is not None else 0.0))
     open0, close_last = float(window.inputs.open_[0]), float(window.inputs.close[-1])
     eth_hodl = start_w / open0 * close_last
+    bnb_used = float(a.tr_f[:, K.T_FEE_BNB].sum()) if bnb is not None else None
     final, max_dd, sharpe, sortino, in_eth, avg_w = _path_stats(a.out_f, a.out_i, window.scratch,
                                                                 math.sqrt(525_600.0 / c.interval_minutes))
     return {
@@ -251,8 +252,9 @@ def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
         "vs_eth_hodl": final / eth_hodl - 1.0, "max_drawdown": float(max_dd),
         "sharpe": float(sharpe), "sortino": float(sortino),
         "turns": int(a.state[K.S_TURNS]), "trades": int(len(a.tr_f)),
-        "fees_btc": float(a.tr_f[:, K.T_FEE_BTC].sum()), "turnover_btc": float(a.tr_f[:, K.T_NOTIONAL].sum()),
-        "time_in_eth": float(in_eth), "avg_eth_weight": float(avg_w),
+        "fees_btc": float(a.tr_f[:, K.T_FEE_BTC].sum()), "fee_model": fee_model(cfg, bnb_used),
+        "bnb_used": bnb_used if bnb_used is not None else float("nan"),
+        "turnover_btc": float(a.tr_f[:, K.T_NOTIONAL].sum()), "time_in_eth": float(in_eth), "avg_eth_weight": float(avg_w),
         "gaps": len(c.report.gaps), "missing_bars": c.report.missing_bars,
     }
 
@@ -295,8 +297,8 @@ def wealth_path(cfg: Config, window: Window) -> np.ndarray:
  B_MIN_MULT, B_MAX_MULT, B_BTC, B_BNB) = range(14)
 N_B = 14
 # per-set results (float64 columns of ``res``)
-(R_FINAL, R_MAXDD, R_CHANGED, R_IN_ETH, R_WSUM, R_TURNS, R_TRADES, R_FEES, R_TURNOVER) = range(9)
-N_R = 9
+(R_FINAL, R_MAXDD, R_CHANGED, R_IN_ETH, R_WSUM, R_TURNS, R_TRADES, R_FEES, R_TURNOVER, R_BNB_USED) = range(10)
+N_R = 10
 
 
 @njit(cache=True, error_model="numpy")
@@ -319,9 +321,11 @@ def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, set
         k, max_dd, in_eth, w_sum = _path_pass(out_f, out_i, changed[j])
         fees = 0.0
         turnover = 0.0
+        bnb_used = 0.0
         for i in range(n_tr):
             fees += tr_f[i, K.T_FEE_BTC]
             turnover += tr_f[i, K.T_NOTIONAL]
+            bnb_used += tr_f[i, K.T_FEE_BNB]
         r = res[j]
         r[R_FINAL] = out_f[out_f.shape[0] - 1, K.O_WEALTH]
         r[R_MAXDD] = max_dd
@@ -332,6 +336,7 @@ def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, set
         r[R_TRADES] = n_tr
         r[R_FEES] = fees
         r[R_TURNOVER] = turnover
+        r[R_BNB_USED] = bnb_used
 
 
 class RowTable:
@@ -407,14 +412,14 @@ class BatchTables:
         return self._changed[:sets]
 
 
-def _set_row(cfg: Config, vol_row: int, gate_row: int) -> list[float]:
+def _set_row(cfg: Config, vol_row: int, gate_row: int, start_bnb: float) -> list[float]:
     s = cfg.strategy
     row = [0.0] * N_B
     row[B_SMA] = 1.0 if s.trend_kind == "sma" else 0.0
     row[B_LOOKBACK], row[B_ENTRY], row[B_EXIT], row[B_K] = s.trend_lookback, s.flip_band_entry, s.flip_band_exit, s.vol_adapt_k
     row[B_VOL_ROW], row[B_GATE_DAYS], row[B_GATE_THR], row[B_GATE_ROW] = vol_row, s.gate_window_days, s.gate_roc_threshold, gate_row
     row[B_TARGET_VOL], row[B_MIN_MULT], row[B_MAX_MULT] = s.target_vol, s.min_mult, s.max_mult
-    row[B_BTC], row[B_BNB] = cfg.risk.basis_btc, cfg.fees.start_bnb
+    row[B_BTC], row[B_BNB] = cfg.risk.basis_btc, start_bnb
     return row
 
 
@@ -439,9 +444,12 @@ def _evaluate_group(cfgs: list[Config], window: Window, use_bnb: bool, into: lis
     vol_rows = t.vol.rows([c.strategy.vol_window for c in cfgs])
     gate_rows = t.gate.rows([c.strategy.gate_window_days for c in cfgs])
     strats = [EthBtcStrategy(c, bm) for c in cfgs]
-    sets = np.array([_set_row(c, v, g) for c, v, g in zip(cfgs, vol_rows, gate_rows, strict=True)], dtype=np.float64)
+    # R23 as EthBtcStrategy.run sets it up: a finite BNB wallet only with start_bnb > 0 and prices
+    finite = [finite_bnb_wallet(c, has_prices=use_bnb) for c in cfgs]
+    sets = np.array([_set_row(c, v, g, c.fees.start_bnb if f else 0.0)
+                     for c, v, g, f in zip(cfgs, vol_rows, gate_rows, finite, strict=True)], dtype=np.float64)
     prm = np.array([s.params_array() for s in strats]).reshape(len(cfgs), K.N_PARAM)
-    fee = np.array([s.fees_array(use_bnb) for s in strats]).reshape(len(cfgs), K.N_FEE)
+    fee = np.array([s.fees_array(f) for s, f in zip(strats, finite, strict=True)]).reshape(len(cfgs), K.N_FEE)
     n = len(window.candles.df)
     bnb_px = window.bnb_px if use_bnb else np.full(n, np.nan)
     res = np.empty((len(cfgs), N_R))
@@ -461,11 +469,13 @@ def _evaluate_group(cfgs: list[Config], window: Window, use_bnb: bool, into: lis
         k = int(r[R_CHANGED])
         log_w = np.log(row[:k], out=row[:k])  # numpy's log, as lean_summary takes it
         sharpe, sortino = _ratios(*_return_sums(log_w), n, ann)
+        bnb_used = float(r[R_BNB_USED]) if use_bnb else None
         d.update({
             "start_btc": start_w, "eth_hodl_qty": start_w / open0, "final_btc": final,
             "return_btc": final / start_w - 1.0, "btc_hodl_btc": start_w, "eth_hodl_btc": eth_hodl,
             "vs_eth_hodl": final / eth_hodl - 1.0, "max_drawdown": float(r[R_MAXDD]),
             "sharpe": float(sharpe), "sortino": float(sortino), "turns": int(r[R_TURNS]), "trades": int(r[R_TRADES]),
-            "fees_btc": float(r[R_FEES]), "turnover_btc": float(r[R_TURNOVER]),
+            "fees_btc": float(r[R_FEES]), "fee_model": fee_model(cfg, bnb_used),
+            "bnb_used": bnb_used if bnb_used is not None else float("nan"), "turnover_btc": float(r[R_TURNOVER]),
             "time_in_eth": float(r[R_IN_ETH]) / n, "avg_eth_weight": float(r[R_WSUM]) / n,
         })

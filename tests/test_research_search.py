@@ -86,7 +86,9 @@ def test_batched_evaluation_equals_one_by_one(sample_data):
             want = evaluate(cfg, w_one)
             for k, v in got.items():
                 assert type(v) is type(want[k]), k
-                if isinstance(v, float) and np.isnan(want[k]):
+                if not isinstance(v, float):
+                    assert v == want[k], k
+                elif np.isnan(want[k]):
                     assert np.isnan(v), k
                 else:
                     assert v == pytest.approx(want[k], rel=1e-12, abs=1e-14), k

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         account: Any = market
         paper: PaperAccount | None = None
         if mode == "dry":
-            paper = PaperAccount(market, market.filters(), cfg.fees.maker_fee, cfg.fees.taker_fee,
+            paper = PaperAccount.for_config(market, market.filters(), cfg.fees,
                                  saved.paper if saved else None, start_quote=cfg.risk.basis_btc)
             account = paper
         history = max(args.klines_limit, strategy.warmup_bars() + 1440 // cfg.bar_minutes())
