@@ -39,7 +39,7 @@ from ethbtc.config import build_config  # noqa: E402
 from ethbtc.data import load_candles  # noqa: E402
 from ethbtc.research.trials import row_params  # noqa: E402
 from ethbtc.sample import generate, write_csv  # noqa: E402
-from ethbtc.search import Window, evaluate_batch  # noqa: E402
+from ethbtc.search import Window, evaluate, evaluate_batch, sample  # noqa: E402
 from ethbtc.strategy import EthBtcStrategy  # noqa: E402
 
 N_BARS = 175_200
@@ -92,6 +92,39 @@ def bare_seconds(csv: Path, trials: Path, chunk: int = 16) -> tuple[float, float
     return bare, kernel, len(cfgs)
 
 
+def one_by_one_vs_batch(csv: Path, n: int = 96, chunk: int = 16) -> tuple[float, float, float, float]:
+    """CPU ms per trial (both windows) of the one-trial-at-a-time path (``evaluate``, as before
+    the batch) and of ``evaluate_batch``, interleaved in this process: (old fresh, new fresh,
+    old warm, new warm); warm = the same trials again with the indicator caches filled."""
+    import numpy as np
+
+    candles = load_candles(csv)
+    rng = np.random.default_rng(1)
+    cfgs = [build_config(sample(rng)) for _ in range(n)]
+    old = [Window.of(candles.window(*s)) for s in (TRAIN, TEST)]
+    new = [Window.of(candles.window(*s)) for s in (TRAIN, TEST)]
+    for w in old:
+        evaluate(cfgs[0], w)
+    for w in new:
+        evaluate_batch(cfgs[:1], w)
+    out = []
+    for _ in range(2):
+        t_old = t_new = 0.0
+        for i in range(0, n, chunk):
+            part = cfgs[i:i + chunk]
+            t0 = time.process_time()
+            for w in old:
+                for c in part:
+                    evaluate(c, w)
+            t_old += time.process_time() - t0
+            t0 = time.process_time()
+            for w in new:
+                evaluate_batch(part, w)
+            t_new += time.process_time() - t0
+        out += [t_old / n * 1e3, t_new / n * 1e3]
+    return out[0], out[1], out[2], out[3]
+
+
 def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
@@ -129,6 +162,9 @@ def main() -> None:
               f"peak RSS of one process {rss:.0f} MB")
         print(f"bare compiled evaluation: {bare:7.2f} s CPU for the same trials, one process "
               f"({bare / n * 1e3:.2f} ms/trial); kernel alone {kern:.2f} s CPU ({kern / n * 1e3:.2f} ms/trial)")
+        of, nf, ow, nw = one_by_one_vs_batch(csv)
+        print(f"per trial, one at a time (as before) vs batched, interleaved, CPU: fresh caches {of:.2f} vs "
+              f"{nf:.2f} ms ({of / nf:.2f}x), warm {ow:.2f} vs {nw:.2f} ms ({ow / nw:.2f}x)")
         print(f"GOAL 1,000 trials <= {GOAL_WALL} s wall: {wall:.2f} s  {verdict(wall <= GOAL_WALL)} "
               f"(bound: kernel CPU / cores = {kern / (os.cpu_count() or 1):.2f} s)")
         ratio = wall / bare
