@@ -16,23 +16,29 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ethbtc.backtest import BacktestResult, prepare_bnb, run_backtest
 from ethbtc.cli import ArgumentParser, number, run_main
-from ethbtc.config import Config, build_config, load_config
-from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
-from ethbtc.kernel import SPEC_VERSION
-from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
-from ethbtc.search import Window, evaluate, sample
-from ethbtc.strategy import Decision, EthBtcStrategy
+from ethbtc.fileio import check_outputs
+
+if TYPE_CHECKING:
+    from ethbtc.backtest import BacktestResult
+    from ethbtc.config import Config
+    from ethbtc.data import Candles
+    from ethbtc.strategy import Decision, EthBtcStrategy
 
 __all__ = ["EthBtcStrategy", "Decision", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EthBtcStrategy`` and ``Decision`` are imported on first use (``--help`` stays instant:
+    pandas and numba load only when a command needs them)."""
+    if name in ("EthBtcStrategy", "Decision"):
+        from ethbtc import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # CLI flag -> config key (flags override the file where given)
 STRATEGY_FLAGS: list[tuple[str, str, type, str]] = [
@@ -98,6 +104,8 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
 
 
 def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles | None]:
+    from ethbtc.data import load_candles
+
     candles = load_candles(args.data, cfg.bar_minutes())
     for line in candles.report.warnings():
         print(f"warning: data: {line}", file=sys.stderr)
@@ -106,6 +114,11 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import load_config
+    from ethbtc.data import Candles
+    from ethbtc.reports import fmt_summary
+
     check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
@@ -122,6 +135,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
+    from ethbtc.reports import write_bars_csv, write_excel, write_json, write_trades_csv
+
     if args.out:
         write_bars_csv(result, args.out)
         print(f"  per-bar CSV   -> {args.out}")
@@ -137,6 +152,15 @@ def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from ethbtc.backtest import prepare_bnb
+    from ethbtc.config import build_config, load_config
+    from ethbtc.fileio import atomic_path, atomic_write_text
+    from ethbtc.kernel import SPEC_VERSION
+    from ethbtc.search import Window, evaluate, sample
+
     check_outputs(args.out, args.excel_out, args.emit_config)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
@@ -184,6 +208,11 @@ _METRICS = ["final_btc", "return_btc", "max_drawdown", "sharpe", "turns", "trade
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     """End-to-end check on generated data; non-zero exit on any failed invariant."""
+    import numpy as np
+
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import build_config
+    from ethbtc.data import Candles, load_candles
     from ethbtc.sample import ensure_sample
 
     failures: list[str] = []

@@ -22,15 +22,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research.runner import Job, JobResult, run_job
-from ethbtc.research.study import redact
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
+if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
+    from ethbtc.research.runner import Job, JobResult
 
 SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -59,6 +58,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.research.runner import Job, run_job
+
     C.check_search_flags(args)
     check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config)
     pen = C.penalties(args)
@@ -94,6 +95,11 @@ def report(res: JobResult, args: argparse.Namespace) -> None:
 
 
 def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    import pandas as pd
+
+    from ethbtc.research.study import redact
+    from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
     if args.out:
         write_csv(res.frame, args.out)
         print(f"  trials CSV    -> {args.out}")

@@ -25,23 +25,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ethbtc.backtest import prepare_bnb
 from ethbtc.cli import ArgumentParser, number, run_main
-from ethbtc.config import Config, build_config, load_config
-from ethbtc.data import Candles
 from ethbtc.errors import UserError
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research import families as F
-from ethbtc.research import overfit as O
-from ethbtc.research import walkforward as W
-from ethbtc.research.runner import Job
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
+if TYPE_CHECKING:  # the modules below load pandas/numba/Optuna: imported where used, after parsing
+    import pandas as pd
+
+    from ethbtc.config import Config
+    from ethbtc.data import Candles
+    from ethbtc.research import families as F
 
 DAYS = number(float, 0, 36_500, above=True)  # fold lengths; 1e300 days overflowed pandas' Timedelta
 SHOW = ["family", "runs", "members", "mean_test_final", "std_test_final", "min_test_final", "max_test_final",
@@ -94,6 +90,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.research import families as F
+
     check_outputs(args.out_csv, args.folds_out, args.oos_out, args.excel_out, args.emit_config)
     rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, args.band_round, args.step_round)
     pen = F.FamilyPenalties(args.penalty_turns, args.penalty_fees, args.penalty_turnover)
@@ -107,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPenalties) -> int:
+    from ethbtc.config import load_config
+    from ethbtc.research import families as F
+    from ethbtc.research.trials import row_params
+
     base = load_config(args.config, C.fee_model_overrides(args))
     raw = F.load_runs(args.runs)
     interval = F.check_single_interval(raw) or base.bar_minutes()
@@ -140,6 +142,14 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
 
 
 def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPenalties) -> int:
+    import pandas as pd
+
+    from ethbtc.config import load_config
+    from ethbtc.research import families as F
+    from ethbtc.research import walkforward as W
+    from ethbtc.research.runner import Job
+    from ethbtc.research.trials import row_params, write_csv
+
     if not args.data:
         raise UserError("--walk-forward needs --data")
     C.check_search_flags(args)
@@ -198,6 +208,13 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
 def overfit_report(args: argparse.Namespace, base: Config, interval: int | None, reps: list[pd.Series],
                    pick_index: int, n_families: int, data: tuple[Candles, Candles | None] | None) -> dict[str, Any]:
     """PBO (CSCV) over the candidate families and the deflated Sharpe ratio of the pick."""
+    import numpy as np
+
+    from ethbtc.backtest import prepare_bnb
+    from ethbtc.config import build_config
+    from ethbtc.research import overfit as O
+    from ethbtc.research.trials import row_params
+
     if data is None:
         candles, bnb = C.load_data(args.data, interval, args.bnb_data)
         candles = candles.window(args.start, args.end)
@@ -237,6 +254,10 @@ def overfit_report(args: argparse.Namespace, base: Config, interval: int | None,
 
 def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], interval: int | None,
            meta: dict[str, Any], table: pd.DataFrame, sheets: dict[str, pd.DataFrame], report: dict[str, Any]) -> None:
+    import pandas as pd
+
+    from ethbtc.research.trials import emit_config, write_csv, write_excel
+
     # the config first: a pick that is no valid config (damaged run rows) fails before any output
     if args.emit_config:
         if interval is None:
@@ -256,13 +277,17 @@ def finish(args: argparse.Namespace, base: Config, params: dict[str, Any], inter
 
 def _plain(v: Any) -> Any:
     """JSON-friendly copy (numpy scalars -> Python, NaN -> None, timestamps -> text)."""
+    import math
+
+    import pandas as pd
+
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [_plain(x) for x in v]
     if hasattr(v, "item"):
         v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, pd.Timestamp):
         return str(v)
