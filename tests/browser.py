@@ -1,0 +1,169 @@
+"""A real headless Chromium (Debian ``chromium``) driven over the DevTools protocol (CDP).
+
+Used by the HTML report tests and ``bench/html_report_libs.py``: load a file, collect every
+console error and uncaught exception, run a JavaScript probe in the page, time how long the
+page takes until a readiness expression holds, and take a full-page screenshot. The protocol
+is spoken over one WebSocket with ``websocket-client`` (already installed: binance-connector
+depends on it); no driver binary, no browser download.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websocket
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@dataclass
+class PageLoad:
+    console_errors: list[str] = field(default_factory=list)
+    ready_ms: float = float("nan")  # navigation start -> readiness expression true
+    probe: Any = None
+    screenshot: bytes = b""
+
+
+class Chromium:
+    """``with Chromium() as b: b.load(path, ready_js, probe_js)``; one tab, reused per load."""
+
+    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 60.0):
+        self.width, self.height, self.timeout = width, height, timeout
+        self._next_id = 0
+        self._events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Chromium:
+        exe = chromium_path()
+        if exe is None:
+            raise RuntimeError("chromium not found (apt-get install -y chromium)")
+        self._profile = tempfile.mkdtemp(prefix="ethbtc-chromium-")
+        argv = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+                "--disable-extensions", "--disable-background-networking", "--remote-debugging-port=0",
+                f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}", "about:blank"]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self._profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + self.timeout
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("chromium did not open its DevTools port")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            pages = [t for t in json.load(r) if t["type"] == "page"]
+        self._ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=self.timeout,
+                                               suppress_origin=True)
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ws = getattr(self, "_ws", None)
+        if ws is not None:
+            ws.close()
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        mid = self._next_id
+        self._ws.send(json.dumps({"id": mid, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self._ws.recv())
+            if msg.get("id") == mid:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self._events.append(msg)
+
+    def evaluate(self, expression: str) -> Any:
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"probe failed: {_exception_text(res['exceptionDetails'])}")
+        return res["result"].get("value")
+
+    def _drain(self) -> None:
+        """Read events that arrived without a call (console messages after the load)."""
+        self._ws.settimeout(0.05)
+        try:
+            while True:
+                msg = json.loads(self._ws.recv())
+                if "method" in msg:
+                    self._events.append(msg)
+        except websocket.WebSocketTimeoutException:
+            pass
+        finally:
+            self._ws.settimeout(self.timeout)
+
+    def errors(self) -> list[str]:
+        """Console errors and exceptions of the current page so far (since its load began)."""
+        self._drain()
+        return _errors(self._events)
+
+    def load(self, path: str | os.PathLike[str], ready_js: str, probe_js: str | None = None,
+             screenshot: bool = True) -> PageLoad:
+        """Open ``path`` (file://), wait until ``ready_js`` is true, run ``probe_js`` (its value is
+        returned), screenshot the whole page, and collect console errors/exceptions seen so far."""
+        self._events.clear()
+        self.call("Page.navigate", url=Path(path).resolve().as_uri())
+        t0 = time.monotonic()
+        deadline = t0 + self.timeout
+        while True:
+            if self.evaluate(f"(() => {{ try {{ return !!({ready_js}) }} catch (e) {{ return false }} }})()"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path}: not ready after {self.timeout:.0f} s ({ready_js})")
+            time.sleep(0.02)
+        out = PageLoad()
+        # the page's own clock: navigation start -> now (the readiness poll adds at most ~20 ms)
+        out.ready_ms = float(self.evaluate("performance.now()"))
+        if probe_js is not None:
+            out.probe = self.evaluate(probe_js)
+        if screenshot:
+            metrics = self.call("Page.getLayoutMetrics")
+            size = metrics.get("cssContentSize") or metrics["contentSize"]
+            shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                             clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            out.screenshot = base64.b64decode(shot["data"])
+        out.console_errors = self.errors()
+        return out
+
+
+def _exception_text(d: dict[str, Any]) -> str:
+    exc = d.get("exception") or {}
+    return str(exc.get("description") or d.get("text") or d)
+
+
+def _errors(events: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for e in events:
+        m, p = e["method"], e.get("params", {})
+        if m == "Runtime.exceptionThrown":
+            out.append("exception: " + _exception_text(p["exceptionDetails"]))
+        elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            out.append("console.error: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p["args"]))
+        elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
+            out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}".strip())
+    return out
