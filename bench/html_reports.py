@@ -10,8 +10,9 @@
    backtest report, the optimizer_cli report and the wf_pick --walk-forward report, written by
    the real commands: size, and median time until drawn over ``--repeat`` loads.
 
-Times are the page's own clock (navigation start -> every plot drawn), on whatever else the
-machine is doing; nothing is asserted.
+"drawn ms" is the page's own clock from navigation start until bokeh reports the document drawn
+(median of ``--repeat`` loads); "CPU ms" is the main-thread CPU time the page used until then
+(DevTools ``ThreadTime``), the steadier figure on a busy machine. Nothing is asserted.
 
     .venv/bin/python bench/html_reports.py [--repeat 5] [--no-libs] [--no-reports] [--out-dir tmp/bench_html]
 """
@@ -50,13 +51,15 @@ def series() -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     return t, a, b
 
 
-def timed(browser: Chromium, path: Path, ready: str, repeat: int) -> tuple[float, list[str]]:
-    times, errors = [], []
+def timed(browser: Chromium, path: Path, ready: str, repeat: int) -> tuple[float, float, list[str]]:
+    """Median wall time until drawn, median main-thread CPU time, console errors."""
+    wall, cpu, errors = [], [], []
     for _ in range(repeat):
         r = browser.load(path, ready, screenshot=False)
-        times.append(r.ready_ms)
+        wall.append(r.ready_ms)
+        cpu.append(r.cpu_ms)
         errors += r.console_errors
-    return statistics.median(times), errors
+    return statistics.median(wall), statistics.median(cpu), errors
 
 
 def libraries(out: Path, repeat: int) -> None:
@@ -71,14 +74,14 @@ def libraries(out: Path, repeat: int) -> None:
         print(f"bokeh vs plotly {plotly.__version__}")
     except ImportError:
         print("plotly not installed (pip install plotly): bokeh only")
-    print(f"{'library':<8} {'data':<22} {'points':>8} {'size MB':>8} {'drawn ms (median)':>18}")
+    print(f"{'library':<8} {'data':<22} {'points':>8} {'size MB':>8} {'drawn ms':>9} {'CPU ms':>7}")
     with Chromium() as browser:
         for lib, (build, ready) in builders.items():
             for case, (ta, ya, tb, yb) in cases.items():
-                path = out / f"lib_{lib}_{case.split()[0]}.html"
+                path = out / f"lib_{lib}_{case.split()[0].replace('/', '')}.html"
                 build(ta, ya, tb, yb, path)
-                ms, errors = timed(browser, path, ready, repeat)
-                print(f"{lib:<8} {case:<22} {len(ya) + len(yb):>8} {path.stat().st_size / 1e6:>8.2f} {ms:>18.0f}"
+                ms, cpu, errors = timed(browser, path, ready, repeat)
+                print(f"{lib:<8} {case:<22} {len(ya) + len(yb):>8} {path.stat().st_size / 1e6:>8.2f} {ms:>9.0f} {cpu:>7.0f}"
                       + (f"  errors: {errors[:2]}" if errors else ""))
 
 
@@ -107,7 +110,7 @@ def _plotly_two(ta: pd.DatetimeIndex, a: np.ndarray, tb: pd.DatetimeIndex, b: np
 
 def run(*argv: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
@@ -128,11 +131,11 @@ def reports(out: Path, repeat: int) -> None:
                                       "--html-out", str(paths["wf_pick --walk-forward"])),
     }
     print(f"\nreports on {eth} (5 years of 15m bars)")
-    print(f"{'report':<24} {'size MB':>8} {'drawn ms (median)':>18} {'command s':>10}")
+    print(f"{'report':<24} {'size MB':>8} {'drawn ms':>9} {'CPU ms':>7} {'command s':>10}")
     with Chromium() as browser:
         for name, path in paths.items():
-            ms, errors = timed(browser, path, BOKEH_READY, repeat)
-            print(f"{name:<24} {path.stat().st_size / 1e6:>8.2f} {ms:>18.0f} {secs[name]:>10.1f}"
+            ms, cpu, errors = timed(browser, path, BOKEH_READY, repeat)
+            print(f"{name:<24} {path.stat().st_size / 1e6:>8.2f} {ms:>9.0f} {cpu:>7.0f} {secs[name]:>10.1f}"
                   + (f"  errors: {errors[:2]}" if errors else ""))
 
 

@@ -35,7 +35,8 @@ def chromium_path() -> str | None:
 @dataclass
 class PageLoad:
     console_errors: list[str] = field(default_factory=list)
-    ready_ms: float = float("nan")  # navigation start -> readiness expression true
+    ready_ms: float = float("nan")  # navigation start -> readiness expression true (wall clock)
+    cpu_ms: float = float("nan")  # main-thread CPU time of the page until ready (robust on a busy machine)
     probe: Any = None
     screenshot: bytes = b""
 
@@ -43,7 +44,7 @@ class PageLoad:
 class Chromium:
     """``with Chromium() as b: b.load(path, ready_js, probe_js)``; one tab, reused per load."""
 
-    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 60.0):
+    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 120.0):
         self.width, self.height, self.timeout = width, height, timeout
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
@@ -69,7 +70,7 @@ class Chromium:
             pages = [t for t in json.load(r) if t["type"] == "page"]
         self._ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=self.timeout,
                                                suppress_origin=True)
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Performance"):
             self.call(f"{domain}.enable")
         return self
 
@@ -117,6 +118,10 @@ class Chromium:
         finally:
             self._ws.settimeout(self.timeout)
 
+    def _thread_time(self) -> float:
+        metrics = self.call("Performance.getMetrics")["metrics"]
+        return float(next(m["value"] for m in metrics if m["name"] == "ThreadTime"))
+
     def errors(self) -> list[str]:
         """Console errors and exceptions of the current page so far (since its load began)."""
         self._drain()
@@ -127,6 +132,8 @@ class Chromium:
         """Open ``path`` (file://), wait until ``ready_js`` is true, run ``probe_js`` (its value is
         returned), screenshot the whole page, and collect console errors/exceptions seen so far."""
         self._events.clear()
+        self.call("Page.navigate", url="about:blank")
+        cpu0 = self._thread_time()
         self.call("Page.navigate", url=Path(path).resolve().as_uri())
         t0 = time.monotonic()
         deadline = t0 + self.timeout
@@ -139,6 +146,7 @@ class Chromium:
         out = PageLoad()
         # the page's own clock: navigation start -> now (the readiness poll adds at most ~20 ms)
         out.ready_ms = float(self.evaluate("performance.now()"))
+        out.cpu_ms = (self._thread_time() - cpu0) * 1000.0
         if probe_js is not None:
             out.probe = self.evaluate(probe_js)
         if screenshot:
