@@ -529,9 +529,9 @@ def pick_report(families: pd.DataFrame, pick_family: str, spread_label: str, tit
                                                              "family")}, name="families_src")
     fp = _fig(f"Families ranked (best on top): {spread_label}", "families", 60 + 26 * len(fam), x_axis_type="linear",
               y_range=list(reversed(fam["y"].tolist())), tools="reset,save", active_scroll=None)
-    fp.segment("lo", "y", "hi", "y", source=src, color="#7f8c8d", line_width=1.5, name="families_range")
-    fp.hbar(y="y", left="c_lo", right="c_hi", height=0.45, source=src, fill_color="color", fill_alpha=0.35,
+    fp.hbar(y="y", left="c_lo", right="c_hi", height=0.45, source=src, fill_color="color", fill_alpha=0.3,
             line_color="color", name="families_std")
+    fp.segment("lo", "y", "hi", "y", source=src, color="#2c3e50", line_width=1.5, name="families_range")
     r = fp.scatter("center", "y", source=src, size=9, color="color", name="families_center")
     fp.add_tools(HoverTool(renderers=[r], tooltips=[("family", "@family"), ("mean", "@center{0.0000}"),
                                                     ("std", "@std{0.0000}"), ("min..max", "@lo{0.0000} .. @hi{0.0000}")]))
