@@ -42,7 +42,7 @@ class PageLoad:
 
 
 class Chromium:
-    """``with Chromium() as b: b.load(path, ready_js, probe_js)``; one tab, reused per load."""
+    """``with Chromium() as b: b.load(path, ready_js, probe_js)``; ``evaluate`` runs in the last loaded page."""
 
     def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 120.0):
         self.width, self.height, self.timeout = width, height, timeout
@@ -65,19 +65,38 @@ class Chromium:
                 self.__exit__(None, None, None)
                 raise RuntimeError("chromium did not open its DevTools port")
             time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            pages = [t for t in json.load(r) if t["type"] == "page"]
-        self._ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=self.timeout,
-                                               suppress_origin=True)
-        for domain in ("Page", "Runtime", "Log", "Performance"):
-            self.call(f"{domain}.enable")
+        self._port = int(port_file.read_text().split()[0])
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        ws = getattr(self, "_ws", None)
+    def _http(self, what: str, method: str = "GET") -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self._port}/json/{what}", method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body.strip().startswith((b"{", b"[")) else body
+
+    def _new_tab(self) -> None:
+        """Each load gets a fresh tab (and renderer): nothing of the previous page can hold it up."""
+        self._close_tab()
+        tab = self._http("new?about:blank", "PUT")
+        self._tab_id = tab["id"]
+        self._ws = websocket.create_connection(tab["webSocketDebuggerUrl"], timeout=self.timeout, suppress_origin=True)
+        for domain in ("Page", "Runtime", "Log", "Performance"):
+            self.call(f"{domain}.enable")
+
+    def _close_tab(self) -> None:
+        ws, tab = getattr(self, "_ws", None), getattr(self, "_tab_id", None)
+        self._ws = self._tab_id = None
         if ws is not None:
             ws.close()
+        if tab is not None:
+            try:
+                self._http(f"close/{tab}")
+            except OSError:
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        if getattr(self, "_port", None):
+            self._close_tab()
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
@@ -129,10 +148,18 @@ class Chromium:
 
     def load(self, path: str | os.PathLike[str], ready_js: str, probe_js: str | None = None,
              screenshot: bool = True) -> PageLoad:
-        """Open ``path`` (file://), wait until ``ready_js`` is true, run ``probe_js`` (its value is
-        returned), screenshot the whole page, and collect console errors/exceptions seen so far."""
+        """Open ``path`` (file://) in a fresh tab, wait until ``ready_js`` is true, run ``probe_js``
+        (its value is returned), screenshot the whole page, and collect console errors/exceptions
+        seen so far. A load that hangs (seen on a heavily loaded machine: the browser never answers
+        the navigation) is retried once in a new tab."""
+        try:
+            return self._load(path, ready_js, probe_js, screenshot)
+        except (TimeoutError, websocket.WebSocketTimeoutException):
+            return self._load(path, ready_js, probe_js, screenshot)
+
+    def _load(self, path: str | os.PathLike[str], ready_js: str, probe_js: str | None, screenshot: bool) -> PageLoad:
+        self._new_tab()
         self._events.clear()
-        self.call("Page.navigate", url="about:blank")
         cpu0 = self._thread_time()
         self.call("Page.navigate", url=Path(path).resolve().as_uri())
         t0 = time.monotonic()
