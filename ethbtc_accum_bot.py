@@ -186,7 +186,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                  "is out-of-sample for each trial, but the pick is the best test final, so its test figures are "
                  "in-sample for the pick: verify it on a later window"]
         frame = res.assign(basis_btc=base.risk.basis_btc)
-        layout = search_report(frame, searched_params(frame), "test_final_btc", res.index[0], None,
+        layout = search_report(frame, searched_params(frame), "test_final_btc", best.name, None,
                                "ethbtc_accum_bot.py optimize: random search", notes)
         size = write_html("ethbtc_accum_bot.py optimize report", layout, args.html_out)
         print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
