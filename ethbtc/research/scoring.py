@@ -44,16 +44,35 @@ class Penalties:
         return asdict(self)
 
 
+def penalty_terms(train_final: Any, test_final: Any, test_turns: Any, test_fees: Any, test_turnover: Any,
+                  basis: Any, pen: Penalties) -> dict[str, Any]:
+    """The four penalties the robust score subtracts from the relative test final (same units)."""
+    import numpy as np
+
+    tr, te = np.divide(train_final, basis), np.divide(test_final, basis)
+    return {"turns": pen.lambda_turns * (np.asarray(test_turns, dtype=float) / pen.turns_scale),
+            "train/test gap": pen.gap_penalty * np.maximum(0.0, tr - te),
+            "fees": pen.lambda_fees * np.divide(test_fees, basis),
+            "turnover": pen.lambda_turnover * np.divide(test_turnover, basis)}
+
+
 def robust_score(train_final: Any, test_final: Any, test_turns: Any, test_fees: Any, test_turnover: Any,
                  basis: Any, pen: Penalties) -> Any:
     """Robust score (scalars or arrays); BTC inputs are absolute and divided by ``basis`` here."""
     import numpy as np
 
-    tr, te = np.divide(train_final, basis), np.divide(test_final, basis)
-    return (te - pen.lambda_turns * (np.asarray(test_turns, dtype=float) / pen.turns_scale)
-            - pen.gap_penalty * np.maximum(0.0, tr - te)
-            - pen.lambda_fees * np.divide(test_fees, basis)
-            - pen.lambda_turnover * np.divide(test_turnover, basis))
+    t = penalty_terms(train_final, test_final, test_turns, test_fees, test_turnover, basis, pen)
+    return np.divide(test_final, basis) - t["turns"] - t["train/test gap"] - t["fees"] - t["turnover"]
+
+
+def penalty_frame(df: pd.DataFrame, pen: Penalties) -> pd.DataFrame:
+    """One column per penalty term for scored trial rows (the report's penalty picture)."""
+    import numpy as np
+    import pandas as pd
+
+    t = penalty_terms(df["train_final_btc"], df["test_final_btc"], df["test_turns"], df["test_fees_btc"],
+                      df["test_turnover_btc"], df["basis_btc"], pen)
+    return pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in t.items()}, index=df.index)
 
 
 def score_metrics(metrics: dict[str, float], basis: float, pen: Penalties) -> float:
