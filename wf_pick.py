@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPenalties) -> int:
+    import pandas as pd
+
     from ethbtc.config import load_config
     from ethbtc.research import families as F
     from ethbtc.research.trials import row_params
