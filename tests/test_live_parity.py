@@ -132,7 +132,7 @@ def test_the_script_continues_the_session_with_once(replayed: dict[str, Any]) ->
     before = json.loads((folder / "state.json").read_text())
     next_bar(sim)
     proc = subprocess.run(executor_cmd("--params", str(params), "--mode", "testnet", "--state", str(folder / "state.json"),
-                                       "--ttl-sec", "2", "--once"),
+                                       "--ttl-sec", "2", "--once", "--metrics-port", "0"),
                           env=executor_env(sim), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     after = json.loads((folder / "state.json").read_text())

@@ -12,6 +12,7 @@ exactly. The tests use the same functions.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from ..cli import ArgumentParser, run_main
 from ..config import Config, load_config
 from ..data import Candles, load_candles
 from ..fileio import atomic_write_text
+from ..fillmodel import clock_pos
 from ..sim import SimServer, SymbolRules, serve_sim
 from ..strategy import EthBtcStrategy
 from ..timeframes import binance_interval
@@ -75,9 +77,12 @@ def sim_engine(sim: SimServer, cfg: Config, folder: Path, *, key: str, secret: s
 
 
 def next_bar(sim: SimServer) -> None:
-    """Move the market to the open of the next bar (closing the current one)."""
-    frac = float(sim.state()["barFraction"])
-    sim.advance(1.0 - frac if frac > 0 else 1.0)
+    """Move the market to the open of the next bar (closing the current one), from the clock's raw
+    position: the reported barFraction is rounded (ethbtc.fillmodel.bar_fraction), and stepping
+    from it would leave the position up to 5e-10 bar short, which shortens the next order's ttl
+    against the backtest's."""
+    pos = sim.engine.market.clock.pos()
+    sim.advance(math.floor(clock_pos(pos)) + 1.0 - pos)
 
 
 def drive(sim: SimServer, engine: Engine, bars: int) -> list[BarReport]:
@@ -168,7 +173,7 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
     traded = live[(live["reason"] == "trade") & (live["qty"] > 0)]
     idx = trades.index.union(traded.index)
     diffs = pd.DataFrame({
-        "side_bt": trades["side"].reindex(idx).fillna(""), "side_live": live["side"].reindex(idx).fillna(""),
+        "side_bt": trades["side"].reindex(idx).fillna(""), "side_live": traded["side"].reindex(idx).fillna(""),
         "qty_bt": trades["qty_eth"].reindex(idx).fillna(0.0), "qty_live": live["qty"].reindex(idx).fillna(0.0)})
     diffs["qty_rel_diff"] = (diffs["qty_live"] - diffs["qty_bt"]).abs() / diffs["qty_bt"].where(diffs["qty_bt"] > 0)
     rounding = []
