@@ -16,23 +16,29 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ethbtc.backtest import BacktestResult, prepare_bnb, run_backtest
 from ethbtc.cli import ArgumentParser, number, run_main
-from ethbtc.config import Config, build_config, load_config
-from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
-from ethbtc.kernel import SPEC_VERSION
-from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
-from ethbtc.search import Window, evaluate, sample
-from ethbtc.strategy import Decision, EthBtcStrategy
+from ethbtc.fileio import check_outputs
+
+if TYPE_CHECKING:
+    from ethbtc.backtest import BacktestResult
+    from ethbtc.config import Config
+    from ethbtc.data import Candles
+    from ethbtc.strategy import Decision, EthBtcStrategy
 
 __all__ = ["EthBtcStrategy", "Decision", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EthBtcStrategy`` and ``Decision`` are imported on first use (``--help`` stays instant:
+    pandas and numba load only when a command needs them)."""
+    if name in ("EthBtcStrategy", "Decision"):
+        from ethbtc import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # CLI flag -> config key (flags override the file where given)
 STRATEGY_FLAGS: list[tuple[str, str, type, str]] = [
@@ -98,6 +104,8 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
 
 
 def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles | None]:
+    from ethbtc.data import load_candles
+
     candles = load_candles(args.data, cfg.bar_minutes())
     for line in candles.report.warnings():
         print(f"warning: data: {line}", file=sys.stderr)
@@ -106,7 +114,12 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import load_config
+    from ethbtc.data import Candles
+    from ethbtc.reports import fmt_summary
+
+    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out, args.html_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
     window = candles.window(args.start, args.end)
@@ -117,11 +130,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     print(f"ETH/BTC backtest  config={args.config or '(defaults)'}  data={args.data}")
     print("  parameters: " + ", ".join(f"{k}={v}" for k, v in cfg.flat().items()))
     print(fmt_summary(result.summary))
-    _write_outputs(args, result)
+    _write_outputs(args, result, window)
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
+def _write_outputs(args: argparse.Namespace, result: BacktestResult, window: Candles) -> None:
+    from ethbtc.reports import write_bars_csv, write_excel, write_json, write_trades_csv
+
     if args.out:
         write_bars_csv(result, args.out)
         print(f"  per-bar CSV   -> {args.out}")
@@ -134,10 +149,24 @@ def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
     if args.excel_out:
         write_excel(result, args.excel_out)
         print(f"  Excel report  -> {args.excel_out}")
+    if args.html_out:
+        from ethbtc.htmlreport import write_backtest_html  # bokeh loads only when asked for
+
+        size = write_backtest_html(result, args.html_out, window.report)
+        print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    check_outputs(args.out, args.excel_out, args.emit_config)
+    import numpy as np
+    import pandas as pd
+
+    from ethbtc.backtest import prepare_bnb
+    from ethbtc.config import build_config, load_config
+    from ethbtc.fileio import atomic_path, atomic_write_text
+    from ethbtc.kernel import SPEC_VERSION
+    from ethbtc.search import Window, evaluate, sample
+
+    check_outputs(args.out, args.excel_out, args.emit_config, args.html_out)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
@@ -169,6 +198,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         with atomic_path(args.excel_out) as tmp:
             res.to_excel(tmp, index=False, sheet_name="Trials")
         print(f"  Excel report  -> {args.excel_out}")
+    if args.html_out:
+        from ethbtc.htmlreport import (  # bokeh loads only when asked for
+            search_report,
+            searched_params,
+            write_html,
+        )
+
+        notes = [f"{len(res)} random trials, seed {args.seed}, data {args.data}",
+                 f"train {args.train_start}..{args.train_end} is in-sample; test {args.test_start}..{args.test_end} "
+                 "is out-of-sample for each trial, but the pick is the best test final, so its test figures are "
+                 "in-sample for the pick: verify it on a later window"]
+        frame = res.assign(basis_btc=base.risk.basis_btc)
+        layout = search_report(frame, searched_params(frame), "test_final_btc", best.name, None,
+                               "ethbtc_accum_bot.py optimize: random search", notes)
+        size = write_html("ethbtc_accum_bot.py optimize report", layout, args.html_out)
+        print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
     if args.emit_config:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
@@ -184,6 +229,11 @@ _METRICS = ["final_btc", "return_btc", "max_drawdown", "sharpe", "turns", "trade
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     """End-to-end check on generated data; non-zero exit on any failed invariant."""
+    import numpy as np
+
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import build_config
+    from ethbtc.data import Candles, load_candles
     from ethbtc.sample import ensure_sample
 
     failures: list[str] = []
@@ -230,6 +280,8 @@ def build_parser() -> ArgumentParser:
     o.add_argument("--trades-out", help="trades CSV (SPEC R28)")
     o.add_argument("--json-out", help="machine-readable summary JSON (SPEC R29)")
     o.add_argument("--excel-out", help="Excel workbook: Summary, Equity (chart), Trades")
+    o.add_argument("--html-out", help="self-contained HTML report: price + levels + fills, weights, wealth vs "
+                                      "HODL, drawdown, reason of every bar, summary (opens offline)")
     op = sub.add_parser("optimize", help="simple random search on a train/test split")
     _add_common(op, False)
     for name in ("--train-start", "--train-end", "--test-start", "--test-end"):
@@ -240,6 +292,8 @@ def build_parser() -> ArgumentParser:
     op.add_argument("--out", help="CSV with one row per trial")
     op.add_argument("--excel-out", help="Excel with the trials")
     op.add_argument("--emit-config", help="write the best trial as a config JSON")
+    op.add_argument("--html-out", help="self-contained HTML report: train vs test final, test final against "
+                                       "each parameter, the pick (opens offline)")
     sub.add_parser("selftest", help="quick end-to-end check on generated data")
     return p
 

@@ -24,20 +24,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ethbtc.cli import ArgumentParser, run_main
-from ethbtc.config import build_config
-from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research.intervals import Scaler, resample
-from ethbtc.research.runner import Job, run_job
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
-from ethbtc.timeframes import interval_minutes
+
+if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
+    from ethbtc.data import Candles
 
 SHOW = ["interval", "trial", "trend_kind", "trend_lookback", "lookback_hours", "vol_window", "step_allocation",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -60,6 +55,9 @@ def build_parser() -> ArgumentParser:
 
 
 def load_intervals(args: argparse.Namespace) -> list[Candles]:
+    from ethbtc.research.intervals import resample
+    from ethbtc.timeframes import interval_minutes
+
     sets: list[Candles] = []
     for path in args.data:
         sets.append(C.load_data(path, None)[0])
@@ -82,6 +80,15 @@ def label(minutes: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import pandas as pd
+
+    from ethbtc.config import build_config
+    from ethbtc.data import load_candles
+    from ethbtc.research.intervals import Scaler
+    from ethbtc.research.runner import Job, run_job
+    from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+    from ethbtc.timeframes import interval_minutes
+
     C.check_search_flags(args)
     check_outputs(args.out, args.excel_out, args.out_dir and Path(args.out_dir) / "best_check.json")
     ref = interval_minutes(args.ref_interval)

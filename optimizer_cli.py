@@ -22,15 +22,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research.runner import Job, JobResult, run_job
-from ethbtc.research.study import redact
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
+if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
+    from ethbtc.research.runner import Job, JobResult
 
 SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -54,13 +53,17 @@ def build_parser() -> ArgumentParser:
     o.add_argument("--excel-out", help="Excel workbook: Trials, Best, Settings")
     o.add_argument("--no-excel", action="store_true", help="do not write Excel even if --excel-out is given")
     o.add_argument("--emit-config", help="write the pick as a complete config JSON (backtest/live read it)")
+    o.add_argument("--html-out", help="self-contained HTML report: train vs test final, robust score against each "
+                                      "parameter, the pick, penalty terms (opens offline)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.research.runner import Job, run_job
+
     C.check_search_flags(args)
-    check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config)
+    check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config, args.html_out)
     pen = C.penalties(args)
     base = C.load_base(args)
     space = C.search_space(args, base)
@@ -94,6 +97,11 @@ def report(res: JobResult, args: argparse.Namespace) -> None:
 
 
 def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    import pandas as pd
+
+    from ethbtc.research.study import redact
+    from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
     if args.out:
         write_csv(res.frame, args.out)
         print(f"  trials CSV    -> {args.out}")
@@ -103,6 +111,8 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
                   "Settings": pd.DataFrame(sorted(settings.items()), columns=["setting", "value"])}
         write_excel(args.excel_out, sheets)
         print(f"  Excel         -> {args.excel_out}")
+    if args.html_out and not res.frame.empty:
+        write_html_report(res, args, job)
     if args.emit_config:
         if res.best is None:
             print("  no completed trial: config not written", file=sys.stderr)
@@ -118,6 +128,27 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         }
         emit_config(args.emit_config, job.base, row_params(b), res.bar_minutes, meta)
         print(f"  pick config   -> {args.emit_config}")
+
+
+def write_html_report(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    from ethbtc.htmlreport import (  # bokeh loads only when asked for
+        search_report,
+        searched_params,
+        write_html,
+    )
+    from ethbtc.research.scoring import penalty_frame
+
+    tr, te = job.spans["train"], job.spans["test"]
+    notes = [f"{len(res.frame)} trials, seed {res.handle.seed}, sampler {args.sampler}, data {Path(args.data).name}",
+             f"train {tr[0]}..{tr[1]} is in-sample; test {te[0]}..{te[1]} is out-of-sample for each trial, but the "
+             f"pick is selected on it (best robust score among the top {args.top_quantile:g} by test final), so the "
+             "pick's test figures are in-sample for the pick: verify it on a later window",
+             "robust = test final - penalties (turns, train/test gap, fees, turnover), all relative to basis_btc"]
+    best = res.frame.index[res.frame["selected"]][0] if res.best is not None else None
+    layout = search_report(res.frame, searched_params(res.frame), "robust_score", best,
+                           penalty_frame(res.frame, job.penalties), "optimizer_cli.py: parameter search", notes)
+    size = write_html("optimizer_cli.py report", layout, args.html_out)
+    print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
 
 
 if __name__ == "__main__":

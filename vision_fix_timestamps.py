@@ -20,17 +20,6 @@ from pathlib import Path
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.errors import DataError, UserError
 from ethbtc.fileio import check_writable
-from ethbtc.klines import (
-    Cleanup,
-    align_to_grid,
-    fill_gaps,
-    gap_report,
-    median_spacing_ms,
-    read_klines,
-    sort_dedupe,
-    write_klines,
-)
-from ethbtc.timeframes import interval_minutes
 
 
 def build_parser() -> ArgumentParser:
@@ -47,6 +36,18 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.klines import (  # pandas loads after parsing (``--help`` stays instant)
+        Cleanup,
+        align_to_grid,
+        fill_gaps,
+        gap_report,
+        median_spacing_ms,
+        read_klines,
+        sort_dedupe,
+        write_klines,
+    )
+    from ethbtc.timeframes import interval_minutes
+
     given = interval_minutes(args.freq) * 60_000 if args.freq else None
     check_writable(args.out)
     src = Path(args.inp)

@@ -18,6 +18,7 @@ Where things live (each module states its purpose in its first lines):
 - ``strategy``    -- ``EthBtcStrategy``: indicators + step, used by backtest and live
 - ``backtest``    -- the backtest runner, results and summary metrics (SPEC R27-R29)
 - ``reports``     -- console table, CSV, JSON and Excel outputs
+- ``htmlreport``  -- self-contained HTML reports (bokeh): backtest panels, search and pick pages
 - ``levels``      -- buy/sell levels in price terms and distances in bps (metrics, console)
 - ``metrics``     -- ``BotMetrics``: the bot's Prometheus metrics (README "Monitoring")
 - ``health``      -- ``HealthState``: loop liveness behind /health

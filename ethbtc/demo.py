@@ -18,6 +18,7 @@ from .sample import ensure_sample
 from .vision import print_fetch_hint
 
 OUT = Path("out/demo")
+HTML_REPORTS = [OUT / "backtest_report.html", OUT / "search_report.html", OUT / "pick_report.html"]
 
 
 def run(title: str, *argv: str) -> None:
@@ -29,7 +30,8 @@ def stage_backtest(eth: Path, bnb: Path) -> None:
     run("Backtest the example production config", "ethbtc_accum_bot.py", "backtest",
         "--data", str(eth), "--bnb-data", str(bnb), "--config", "configs/prod_live.json",
         "--out", str(OUT / "equity_backtest.csv"), "--trades-out", str(OUT / "trades.csv"),
-        "--json-out", str(OUT / "summary.json"), "--excel-out", str(OUT / "backtest_report.xlsx"))
+        "--json-out", str(OUT / "summary.json"), "--excel-out", str(OUT / "backtest_report.xlsx"),
+        "--html-out", str(HTML_REPORTS[0]))
 
 
 def stage_optimize(eth: Path, bnb: Path) -> None:
@@ -49,11 +51,13 @@ def stage_research(eth: Path, bnb: Path) -> None:
                               ("b", ("2023-01-01", "2023-09-30"), ("2023-10-01", "2023-12-31"))):
         run(f"Optimise run {name}: train {train[0]}..{train[1]}, test {test[0]}..{test[1]}", "optimizer_cli.py",
             *common, "--train-start", train[0], "--train-end", train[1], "--test-start", test[0],
-            "--test-end", test[1], "--out", str(OUT / f"research_opt_{name}.csv"))
+            "--test-end", test[1], "--out", str(OUT / f"research_opt_{name}.csv"),
+            *(["--html-out", str(HTML_REPORTS[1])] if name == "b" else []))
     run("Pick the family that is robust in both runs (+ PBO / deflated Sharpe)", "wf_pick.py",
         "--runs", str(OUT / "research_opt_a.csv"), str(OUT / "research_opt_b.csv"), "--min-occurs", "2",
         "--config", "configs/prod_live.json", "--data", str(eth), "--bnb-data", str(bnb), "--top-k", "5",
-        "--out-csv", str(OUT / "research_families.csv"), "--emit-config", str(OUT / "research_pick.json"))
+        "--out-csv", str(OUT / "research_families.csv"), "--emit-config", str(OUT / "research_pick.json"),
+        "--html-out", str(HTML_REPORTS[2]))
     run("Backtest the pick", "ethbtc_accum_bot.py", "backtest", "--data", str(eth), "--bnb-data", str(bnb),
         "--config", str(OUT / "research_pick.json"), "--json-out", str(OUT / "research_pick_summary.json"))
 
@@ -98,6 +102,8 @@ def main() -> int:
     print(f"sample data: {eth} and {bnb} (generated, deterministic)")
     for stage in STAGES:
         stage(eth, bnb)
+    print("\nHTML reports (self-contained, open offline in a browser):")
+    print("\n".join(f"  {p}" for p in HTML_REPORTS))
     print(f"\ndemo finished; outputs in {OUT}/\n")
     print_fetch_hint()
     return 0

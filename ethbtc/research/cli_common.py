@@ -1,19 +1,24 @@
-"""Command-line flags shared by optimizer_cli.py, multi_interval_opt.py and wf_pick.py."""
+"""Command-line flags shared by optimizer_cli.py, multi_interval_opt.py and wf_pick.py.
+
+Building the parsers imports only argparse-level modules (``--help`` answers in a blink);
+config, data, Optuna and numba are imported by the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import number
-from ..config import Config, load_config
-from ..data import Candles, load_candles
 from ..errors import UserError
-from . import scoring
-from .optuna_search import EarlyStop
-from .space import Space, focus, load_space, validate
-from .study import SAMPLERS
+from . import SAMPLERS, scoring
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..data import Candles
+    from .optuna_search import EarlyStop
+    from .space import Space
 
 SCORING_HELP = """Robust score (all BTC figures divided by basis_btc, costs from the test window):
   test_final - lambda_turns*(test_turns/turns_scale) - gap_penalty*max(0, train_final - test_final)
@@ -112,10 +117,14 @@ def check_search_flags(args: argparse.Namespace) -> None:
 
 
 def early_stop(args: argparse.Namespace) -> EarlyStop | None:
+    from .optuna_search import EarlyStop
+
     return EarlyStop(args.patience, args.min_improve) if args.early_stop else None
 
 
 def search_space(args: argparse.Namespace, base: Config) -> Space:
+    from .space import focus, load_space, validate
+
     space = load_space(args.search_space)
     width = args.focus if args.focus is not None else (0.2 if args.sampler == "cmaes" else None)
     if width is not None:
@@ -128,10 +137,14 @@ def search_space(args: argparse.Namespace, base: Config) -> Space:
 
 
 def load_base(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:
+    from ..config import load_config
+
     return load_config(args.config, fee_model_overrides(args) | (overrides or {}))
 
 
 def load_data(path: str, interval: int | None, bnb_path: str | None = None) -> tuple[Candles, Candles | None]:
+    from ..data import load_candles
+
     candles = load_candles(path, interval)
     for line in candles.report.warnings():
         print(f"warning: data: {line}", file=sys.stderr)

@@ -19,7 +19,7 @@ from ..backtest import prepare_bnb
 from ..config import Config
 from ..data import Candles
 from ..errors import DataError
-from ..search import Window, evaluate
+from ..search import Window, evaluate_batch
 from ..strategy import finite_bnb_wallet
 from . import scoring
 from .optuna_search import EarlyStop, SearchOutcome, run_search
@@ -80,9 +80,9 @@ def prepare_windows(job: Job) -> dict[str, Window]:
 
 
 def _warm_up(ctx: EvalContext, base: Config) -> None:
-    """Load the compiled kernel once in this process, so forked workers inherit it."""
+    """Load the compiled batch evaluation once in this process, so forked workers inherit it."""
     first = next(iter(ctx.windows.values())).candles
-    evaluate(base, Window.of(Candles(first.df.iloc[:MIN_BARS], first.interval_minutes, first.report)))
+    evaluate_batch([base], Window.of(Candles(first.df.iloc[:MIN_BARS], first.interval_minutes, first.report)))
 
 
 def run_job(job: Job) -> JobResult:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy/pandas are imported where used (the flag defaults here feed --help)
+    import pandas as pd
 
 from ..errors import UserError
 
@@ -37,21 +37,42 @@ class Penalties:
         if self.turns_scale <= 0:
             raise UserError(f"--turns-scale must be positive, got {self.turns_scale}")
         for name, v in asdict(self).items():
-            if not np.isfinite(v) or v < 0:
+            if not math.isfinite(v) or v < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
 
+def penalty_terms(train_final: Any, test_final: Any, test_turns: Any, test_fees: Any, test_turnover: Any,
+                  basis: Any, pen: Penalties) -> dict[str, Any]:
+    """The four penalties the robust score subtracts from the relative test final (same units)."""
+    import numpy as np
+
+    tr, te = np.divide(train_final, basis), np.divide(test_final, basis)
+    return {"turns": pen.lambda_turns * (np.asarray(test_turns, dtype=float) / pen.turns_scale),
+            "train/test gap": pen.gap_penalty * np.maximum(0.0, tr - te),
+            "fees": pen.lambda_fees * np.divide(test_fees, basis),
+            "turnover": pen.lambda_turnover * np.divide(test_turnover, basis)}
+
+
 def robust_score(train_final: Any, test_final: Any, test_turns: Any, test_fees: Any, test_turnover: Any,
                  basis: Any, pen: Penalties) -> Any:
     """Robust score (scalars or arrays); BTC inputs are absolute and divided by ``basis`` here."""
-    tr, te = np.divide(train_final, basis), np.divide(test_final, basis)
-    return (te - pen.lambda_turns * (np.asarray(test_turns, dtype=float) / pen.turns_scale)
-            - pen.gap_penalty * np.maximum(0.0, tr - te)
-            - pen.lambda_fees * np.divide(test_fees, basis)
-            - pen.lambda_turnover * np.divide(test_turnover, basis))
+    import numpy as np
+
+    t = penalty_terms(train_final, test_final, test_turns, test_fees, test_turnover, basis, pen)
+    return np.divide(test_final, basis) - t["turns"] - t["train/test gap"] - t["fees"] - t["turnover"]
+
+
+def penalty_frame(df: pd.DataFrame, pen: Penalties) -> pd.DataFrame:
+    """One column per penalty term for scored trial rows (the report's penalty picture)."""
+    import numpy as np
+    import pandas as pd
+
+    t = penalty_terms(df["train_final_btc"], df["test_final_btc"], df["test_turns"], df["test_fees_btc"],
+                      df["test_turnover_btc"], df["basis_btc"], pen)
+    return pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in t.items()}, index=df.index)
 
 
 def score_metrics(metrics: dict[str, float], basis: float, pen: Penalties) -> float:
@@ -73,6 +94,8 @@ def top_quantile_mask(test_final: pd.Series, top_quantile: float) -> pd.Series:
     """Rows among the ceil(top_quantile * n) best test finals (at least one; ties all kept)."""
     if not 0 < top_quantile <= 1:
         raise UserError(f"--top-quantile must be in (0, 1] (0.2 = best 20 %), got {top_quantile}")
+    import numpy as np
+
     k = max(1, math.ceil(top_quantile * len(test_final) - 1e-9))
     cut = np.sort(test_final.to_numpy())[::-1][k - 1]
     return test_final >= cut

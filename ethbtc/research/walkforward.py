@@ -168,6 +168,17 @@ def stitch(segments: list[pd.Series]) -> pd.Series:
     return eq[~eq.index.duplicated(keep="first")]
 
 
+def eth_hodl_stitched(wf: WalkForward, candles: Candles) -> pd.Series:
+    """Holding ETH over the same test bars, chained fold by fold like :func:`stitch` (starts at 1
+    before the first test bar: bought at each fold's first open)."""
+    df = candles.df
+    parts = []
+    for r in wf.folds:
+        idx = r.oos.index
+        parts.append(pd.Series(df["close"].loc[idx].to_numpy() / float(df["open"].loc[idx[0]]), index=idx))
+    return stitch(parts)
+
+
 def all_members(wf: WalkForward) -> pd.DataFrame:
     return pd.concat([r.trials for r in wf.folds], ignore_index=True)
 
