@@ -329,7 +329,8 @@ def report_ours(strat: EthBtcStrategy, df: pd.DataFrame, repeat: int) -> float:
     n = len(df)
     inp, buf = KernelInputs.of(df, strat.bar_minutes), RunBuffers.empty(n)
     bnb_px, prm, fee = np.full(n, np.nan), strat.params_array(), strat.fees_array(False)
-    ins = (inp.open_, inp.close, inp.close_ms, inp.day, ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px)
+    ins = (inp.open_, inp.high, inp.low, inp.close, inp.volume, inp.close_ms, inp.day, ind.ratio, ind.entry, ind.exit,
+           ind.gate_open, ind.mult, bnb_px)
     outs = (buf.out_f, buf.out_i)
 
     def kernel() -> None:
