@@ -184,7 +184,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         cfg = build_config(flat | params)
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
         rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS},
-                     "spec_version": SPEC_VERSION})
+                     "spec_version": SPEC_VERSION, "fill_model": base.execution.fill_model})
     res = pd.DataFrame(rows).sort_values("test_final_btc", ascending=False)
     best = res.iloc[0]
     print(f"best of {len(res)} trials (by test final BTC):")
@@ -249,7 +249,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
             failures.append("target weight outside [0, max_position]")
         if res.summary["trades"] == 0:
             failures.append("no trades on the sample data")
-        free = build_config({"maker_fee": 0, "taker_fee": 0, "slippage_bps": 0})
+        free = build_config({"maker_fee": 0, "taker_fee": 0, "slippage_bps": 0, "fill_model": "next_open"})
         r0 = run_backtest(free, candles)
         eth_q, btc_q = r0.bars["eth"].to_numpy(), r0.bars["btc"].to_numpy()
         px_open, px_close = candles.df["open"].to_numpy(), candles.df["close"].to_numpy()

@@ -182,7 +182,7 @@ def vbt_worker(data: Path, config: Path, repeat: int) -> dict[str, Any]:
     """Runs inside bench/.venv-vbt: times ours and indicators + vectorbt, interleaved."""
     import vectorbt as vbt
 
-    cfg = load_config(config, {})
+    cfg = load_config(config, {"fill_model": "next_open"})  # vectorbt fills at the next open
     df = load_frame(data)
     strat = EthBtcStrategy(cfg, 15)
     ours = strat.run(df)
@@ -329,7 +329,8 @@ def report_ours(strat: EthBtcStrategy, df: pd.DataFrame, repeat: int) -> float:
     n = len(df)
     inp, buf = KernelInputs.of(df, strat.bar_minutes), RunBuffers.empty(n)
     bnb_px, prm, fee = np.full(n, np.nan), strat.params_array(), strat.fees_array(False)
-    ins = (inp.open_, inp.close, inp.close_ms, inp.day, ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px)
+    ins = (inp.open_, inp.high, inp.low, inp.close, inp.volume, inp.close_ms, inp.day, ind.ratio, ind.entry, ind.exit,
+           ind.gate_open, ind.mult, bnb_px)
     outs = (buf.out_f, buf.out_i)
 
     def kernel() -> None:
@@ -452,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         csv = Path(tmp) / "ETHBTC_15m_bench.csv"
         write_sample_csv(csv, args.bars, args.seed)
         df = load_frame(csv)
-        strat = EthBtcStrategy(load_config(CONFIG, {}), 15)
+        strat = EthBtcStrategy(load_config(CONFIG, {"fill_model": "next_open"}), 15)  # as vectorbt fills
         t_ours = report_ours(strat, df, args.repeat)
         if args.no_vbt:
             print("\n(a) vectorbt: SKIPPED (--no-vbt)")

@@ -302,7 +302,7 @@ N_R = 10
 
 
 @njit(cache=True, error_model="numpy")
-def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, sets, prm, fee, res,
+def _run_sets(open_, high, low, close, volume, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, sets, prm, fee, res,
               ratio, entry, exit_, gate_ok, mult, out_f, out_i, tr_f, tr_i, changed):  # pragma: no cover
     """Backtest every row of ``sets``/``prm``/``fee`` on one window and write its R29 figures to
     ``res`` and the wealth values that changed to ``changed[j]`` (their logs are taken by numpy
@@ -316,8 +316,8 @@ def _run_sets(open_, close, close_ms, day, day_k, bnb_px, vol_tab, gate_tab, set
                        b[B_K], int(b[B_GATE_DAYS]), b[B_GATE_THR], b[B_TARGET_VOL], b[B_MIN_MULT], b[B_MAX_MULT],
                        entry, exit_, gate_ok, mult)
         state = K.new_state()
-        n_tr = K.simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm[j], fee[j],
-                          state, b[B_BTC], 0.0, b[B_BNB], out_f, out_i, tr_f, tr_i)
+        n_tr = K.simulate(open_, high, low, close, volume, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px,
+                          prm[j], fee[j], state, b[B_BTC], 0.0, b[B_BNB], out_f, out_i, tr_f, tr_i)
         k, max_dd, in_eth, w_sum = _path_pass(out_f, out_i, changed[j])
         fees = 0.0
         turnover = 0.0
@@ -458,7 +458,7 @@ def _evaluate_group(cfgs: list[Config], window: Window, use_bnb: bool, into: lis
     assert inp is not None
     ratio, entry, exit_, gate_ok, mult = t.work
     changed = t.changed(len(cfgs))
-    _run_sets(inp.open_, inp.close, inp.close_ms, inp.day, t.day_k, bnb_px, t.vol.table, t.gate.table, sets, prm,
+    _run_sets(inp.open_, inp.high, inp.low, inp.close, inp.volume, inp.close_ms, inp.day, t.day_k, bnb_px, t.vol.table, t.gate.table, sets, prm,
               fee, res, ratio, entry, exit_, gate_ok, mult, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i, changed)
     ann = math.sqrt(525_600.0 / bm)
     open0, close_last = float(inp.open_[0]), float(inp.close[-1])

@@ -11,7 +11,9 @@ from ethbtc.config import build_config
 from ethbtc.data import Candles, DataReport
 from tests.helpers import candles, random_walk
 
-FAST = {"trend_kind": "sma", "trend_lookback": 4, "vol_window": 3, "cooldown_minutes": 0, "min_trade_btc": 0.0}
+# fill_model next_open: these tests pin R22's next-open fill arithmetic (intrabar fills: tests/test_fillmodel.py)
+FAST = {"trend_kind": "sma", "trend_lookback": 4, "vol_window": 3, "cooldown_minutes": 0, "min_trade_btc": 0.0,
+        "fill_model": "next_open"}
 
 
 def scenario():
@@ -176,7 +178,7 @@ def test_property_weights_within_bounds(p, seed):
 @PROP
 @given(p=params, seed=st.integers(0, 1000))
 def test_property_zero_costs_wealth_moves_only_with_price(p, seed):
-    cfg = _cfg(p, maker_fee=0.0, taker_fee=0.0, slippage_bps=0.0)
+    cfg = _cfg(p, maker_fee=0.0, taker_fee=0.0, slippage_bps=0.0, fill_model="next_open")
     c = candles(random_walk(300, seed, vol=0.01), open_=None)
     b = run_backtest(cfg, c).bars
     o = c.df.open.to_numpy()
@@ -204,7 +206,8 @@ def test_golden_real_1h_full_history(shared_data):
 
     c = load_candles(shared_data / "ETHBTC_1h_2017-07_2023-06.csv")
     b = load_candles(shared_data / "BNBBTC_1h_2017-07_2023-06.csv")
-    s = run_backtest(load_config("configs/selected_params_15m_final.json"), c, b).summary
+    # fill_model next_open: the v2 figures below; the v3 default (intrabar) is pinned in test_fillmodel.py
+    s = run_backtest(load_config("configs/selected_params_15m_final.json", {"fill_model": "next_open"}), c, b).summary
     # SPEC v2 moved these (v1: 3851 trades, final 0.047119077000331785, fees 0.005810661872931183): R19 v2
     # trades the moves v1 left stuck inside the dead band (step 0.33 x gap < 0.03), and R23 v2 keeps the
     # BNB discount with --bnb-data and no start_bnb (v1 charged the full rate there).
@@ -220,7 +223,7 @@ def test_golden_real_15m_with_bnb_fees(shared_data):
 
     c = load_candles(shared_data / "ETHBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
     b = load_candles(shared_data / "BNBBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
-    res = run_backtest(load_config("configs/prod_live.json", {"start_bnb": 0.5}), c, b)
+    res = run_backtest(load_config("configs/prod_live.json", {"start_bnb": 0.5, "fill_model": "next_open"}), c, b)
     s = res.summary
     # SPEC v2 moved these (v1: 549 trades, final 0.16783685338576512): R19 v2 trades the moves v1 left
     # stuck inside the dead band; the finite wallet (start_bnb 0.5) is R23's unchanged v1 model.

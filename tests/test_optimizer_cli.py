@@ -123,7 +123,8 @@ def test_emitted_config_loads_unchanged_and_backtests_to_the_reported_figures(ro
     trials = pd.read_csv(tmp_path / "t.csv")
     pick = trials[trials["selected"]].iloc[0]
     assert raw["meta"]["trial"] == pick["trial"]
-    assert raw["meta"]["spec_version"] == 2 and (trials["spec_version"] == 2).all()  # SPEC v2 (issue 14)
+    assert raw["meta"]["spec_version"] == 3 and (trials["spec_version"] == 3).all()  # SPEC v3 (issues 14, 20)
+    assert raw["execution"]["fill_model"] == "intrabar" and (trials["fill_model"] == "intrabar").all()  # R22 v3
     for k in PARAM_COLUMNS:
         assert getattr(cfg.strategy, k) == pytest.approx(pick[k]) if k != "trend_kind" else cfg.strategy.trend_kind == pick[k]
     bt = subprocess.run([sys.executable, str(root / "ethbtc_accum_bot.py"), "backtest", "--data", str(data[0]),

@@ -240,4 +240,4 @@ def test_runs_of_mixed_spec_versions_warn_in_one_line(tmp_path, capsys):
     load_runs([str(old), str(new)])
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"warning: the runs files mix SPEC versions v1, v{K.SPEC_VERSION}: their figures are not "
-                   "comparable (v2 changed R19 stepping and R23 BNB fees); re-run the older ones"]
+                   "comparable (v2 changed R19 stepping and R23 BNB fees, v3 R22's fill model); re-run the older ones"]

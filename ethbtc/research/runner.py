@@ -107,7 +107,7 @@ def run_job(job: Job) -> JobResult:
         outcome = run_search(handle, job.space, base_flat, evaluator, job.n_trials,
                              lambda m: scoring.score_metrics(m, basis, job.penalties), job.chunk_size,
                              job.early, job.progress, tag, job.fail_stale_minutes)
-    frame = study_frame(handle.study, bar_minutes, basis)
+    frame = study_frame(handle.study, bar_minutes, basis, job.base.execution.fill_model)
     best = None
     if not frame.empty:
         frame = order_rows(scoring.add_scores(frame, job.penalties))

@@ -32,7 +32,7 @@ def metric_columns(windows: tuple[str, ...] = ("train", "test")) -> list[str]:
     return [f"{w}_{m}" for w in windows for m in METRICS]
 
 
-def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float) -> pd.DataFrame:
+def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float, fill_model: str = "intrabar") -> pd.DataFrame:
     """One row per completed trial of ``study`` (from every process that worked on it)."""
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -41,8 +41,9 @@ def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float) -> pd.D
             continue
         rows.append({"trial": t.number, **row["params"], "bar_interval_minutes": bar_minutes,
                      "basis_btc": basis_btc, **row["metrics"], "worker": row.get("worker", ""),
-                     "spec_version": row.get("spec_version", 1)})
-    cols = ["trial", *PARAM_COLUMNS, "bar_interval_minutes", "basis_btc", *metric_columns(), "worker", "spec_version"]
+                     "spec_version": row.get("spec_version", 1), "fill_model": fill_model})
+    cols = ["trial", *PARAM_COLUMNS, "bar_interval_minutes", "basis_btc", *metric_columns(), "worker", "spec_version",
+            "fill_model"]
     return pd.DataFrame(rows, columns=cols).sort_values("trial", kind="stable").reset_index(drop=True)
 
 
@@ -101,6 +102,6 @@ def spec_version_warning(versions: list[int], what: str) -> str | None:
         return None
     if len(seen) > 1:
         return (f"warning: {what} mix SPEC versions {', '.join(f'v{v}' for v in seen)}: their figures are not "
-                f"comparable (v2 changed R19 stepping and R23 BNB fees); re-run the older ones")
+                f"comparable (v2 changed R19 stepping and R23 BNB fees, v3 R22's fill model); re-run the older ones")
     return (f"warning: {what} were made under SPEC v{seen[0]}, this code implements v{SPEC_VERSION}: their "
             f"figures differ from what a backtest gives now; re-run them")
