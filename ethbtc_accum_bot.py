@@ -28,6 +28,7 @@ from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
 from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
 from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
+from ethbtc.research.scoring import no_trade_message
 from ethbtc.search import Window, evaluate, sample
 from ethbtc.strategy import Decision, EthBtcStrategy
 
@@ -145,11 +146,21 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         cfg = build_config(flat | params)
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
         rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS}})
-    res = pd.DataFrame(rows).sort_values("test_final_btc", ascending=False)
-    best = res.iloc[0]
-    print(f"best of {len(res)} trials (by test final BTC):")
+    res = pd.DataFrame(rows).sort_values(["test_final_btc", "test_turns"], ascending=[False, True], kind="stable")
+    # a trial with no turn in its test window holds BTC: it is no strategy and never the pick
+    # while any trial trades (none trades: no pick, no config unless --allow-no-trade)
+    trading = res[res["test_turns"] > 0]
+    pool = trading if not trading.empty or not args.allow_no_trade else res
+    best = pool.iloc[0] if not pool.empty else None
+    print(f"best of {len(res)} trials (by test final BTC; {len(res) - len(trading)} hold BTC with 0 test turns "
+          f"and are not eligible; figures chosen on the test window are in-sample for the pick):")
     print(res.head(5)[["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit",
                         "train_final_btc", "test_final_btc", "test_turns"]].to_string(index=False))
+    if best is None:
+        print(f"no pick: {no_trade_message(len(res))}", file=sys.stderr)
+    else:
+        print(f"pick: trial {int(best['trial'])}  test final {best['test_final_btc']:.6f} BTC  "
+              f"test turns {int(best['test_turns'])}")
     if args.out:
         with atomic_path(args.out) as tmp:
             res.to_csv(tmp, index=False)
@@ -158,7 +169,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         with atomic_path(args.excel_out) as tmp:
             res.to_excel(tmp, index=False, sheet_name="Trials")
         print(f"  Excel report  -> {args.excel_out}")
-    if args.emit_config:
+    if args.emit_config and best is None:
+        return 1
+    if args.emit_config and best is not None:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
         cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"])})
@@ -227,7 +240,9 @@ def build_parser() -> ArgumentParser:
     op.add_argument("--seed", type=number(int, 0), default=0, help="random seed for reproducible searches (default 0)")
     op.add_argument("--out", help="CSV with one row per trial")
     op.add_argument("--excel-out", help="Excel with the trials")
-    op.add_argument("--emit-config", help="write the best trial as a config JSON")
+    op.add_argument("--emit-config", help="write the best trading trial as a config JSON")
+    op.add_argument("--allow-no-trade", action="store_true",
+                    help="when no trial trades in its test window, still emit the best BTC-holding one")
     sub.add_parser("selftest", help="quick end-to-end check on generated data")
     return p
 

@@ -28,6 +28,7 @@ import pandas as pd
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
+from ethbtc.research import scoring
 from ethbtc.research.runner import Job, JobResult, run_job
 from ethbtc.research.study import redact
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
@@ -68,14 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
     job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
               args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
-              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name})
+              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name},
+              allow_idle=args.allow_no_trade)
     train, test = candles.window(*spans["train"]), candles.window(*spans["test"])
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
     res = run_job(job)
     report(res, args)
     write_outputs(res, args, job)
-    return 130 if res.interrupted else 0
+    if res.interrupted:
+        return 130
+    return 1 if res.idle and res.best is None and args.emit_config else 0
 
 
 def report(res: JobResult, args: argparse.Namespace) -> None:
@@ -84,13 +88,23 @@ def report(res: JobResult, args: argparse.Namespace) -> None:
           f"{o.failed} failed) -- {o.reason.replace('_', ' ')}; seed {res.handle.seed}, sampler {args.sampler}")
     if o.errors:
         print(f"  first failure: {o.errors[0]}", file=sys.stderr)
-    if res.best is None:
+    if res.frame.empty:
         print("  no completed trials")
         return
+    for line in res.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(res.frame.head(5)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    idle = int((res.frame["test_turns"] == 0).sum())
+    if res.best is None:
+        print(f"no pick: {scoring.no_trade_message(len(res.frame))}", file=sys.stderr)
+        return
     b = res.best
+    hold = "  (holds BTC: --allow-no-trade)" if int(b["test_turns"]) == 0 else ""
     print(f"pick: trial {int(b['trial'])}  robust {b['robust_score']:.5f}  test final {b['test_final_btc']:.6f} BTC "
-          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}")
+          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}  "
+          f"(chosen on the test window: in-sample for the pick){hold}")
+    if idle:
+        print(f"  {idle} of {len(res.frame)} trials hold BTC (0 test turns) and were not eligible")
 
 
 def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
@@ -105,7 +119,8 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         print(f"  Excel         -> {args.excel_out}")
     if args.emit_config:
         if res.best is None:
-            print("  no completed trial: config not written", file=sys.stderr)
+            if not res.idle:
+                print("  no completed trial: config not written", file=sys.stderr)
             return
         b = res.best
         meta = {

@@ -39,6 +39,7 @@ from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
 from ethbtc.research import families as F
 from ethbtc.research import overfit as O
+from ethbtc.research import scoring
 from ethbtc.research import walkforward as W
 from ethbtc.research.runner import Job
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
@@ -57,11 +58,17 @@ def build_parser() -> ArgumentParser:
     f.add_argument("--q-turnover", type=float, default=0.9, help="same for turnover (default 0.9; 1 = off)")
     f.add_argument("--penalty-turns", type=float, default=0.001, help="rank penalty per test turn (default 0.001)")
     f.add_argument("--penalty-fees", type=float, default=1.0, help="rank penalty per unit of fees/basis (default 1)")
-    f.add_argument("--penalty-turnover", type=float, default=0.0, help="rank penalty per unit of turnover/basis")
+    f.add_argument("--penalty-turnover", type=float, default=0.0,
+                   help="rank penalty per 100 units of turnover/basis (turnover 16 = 8 round trips of the account)")
     f.add_argument("--lb-bucket", type=int, default=24, help="trend lookback bucket width in bars (default 24)")
     f.add_argument("--cd-bucket", type=float, default=120, help="cooldown bucket width in minutes (default 120)")
-    f.add_argument("--band-round", type=float, default=0.005, help="round entry/exit bands to this step (default 0.005)")
-    f.add_argument("--step-round", type=float, default=0.1, help="round step_allocation to this step (default 0.1)")
+    f.add_argument("--band-round", type=float, default=0.005,
+                   help="round entry/exit bands to this step (default 0.005); an integer >= 1 is a number of "
+                        "decimal places (the v1 meaning: 4 = 0.0001)")
+    f.add_argument("--step-round", type=float, default=0.1,
+                   help="round step_allocation to this step (default 0.1); an integer >= 1 is decimal places")
+    f.add_argument("--strict-families", action="store_true",
+                   help="when no family recurs with these buckets, fail instead of coarsening them step by step")
     f.add_argument("--top-k", type=int, default=10, help="families shown; in walk-forward, survivors per fold (default 10)")
     f.add_argument("--min-occurs", type=int, default=2, help="a family must appear in this many runs (default 2)")
     f.add_argument("--require-costs", action="store_true", help="fail unless the runs carry fee/turnover columns")
@@ -94,7 +101,12 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_outputs(args.out_csv, args.folds_out, args.oos_out, args.excel_out, args.emit_config)
-    rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, args.band_round, args.step_round)
+    band, note_b = F.decimal_places(args.band_round, "--band-round")
+    step, note_s = F.decimal_places(args.step_round, "--step-round")
+    for note in (note_b, note_s):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, band, step)
     pen = F.FamilyPenalties(args.penalty_turns, args.penalty_fees, args.penalty_turnover)
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
@@ -109,15 +121,35 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
     base = load_config(args.config)
     raw = F.load_runs(args.runs)
     interval = F.check_single_interval(raw) or base.bar_minutes()
-    n_trials, n_families = len(raw), F.add_family_keys(raw, rules)["family"].nunique()
-    rows = F.add_family_keys(F.cost_filter(raw, args.q_fees, args.q_turnover, args.require_costs), rules)
-    fams = F.rank_families(rows, pen, args.min_occurs, args.require_var)
-    print(f"wf_pick: {n_trials} trials in {raw['run'].nunique()} runs, {len(rows)} after cost filters, "
+    n_trials = len(raw)
+    trading, n_idle = F.drop_idle(raw)
+    if "test_turns" in raw.columns and not (raw["test_turns"] > 0).any():
+        if not args.allow_no_trade:
+            raise UserError(scoring.no_trade_message(n_trials))
+        print(f"warning: no trial trades in its test window; --allow-no-trade: picking among {n_trials} "
+              "BTC-holding trials", file=sys.stderr)
+    elif n_idle:
+        print(f"wf_pick: {n_idle} of {n_trials} trials hold BTC (0 test turns) and are left out")
+    rows = F.cost_filter(trading, args.q_fees, args.q_turnover, args.require_costs)
+    asked = rules
+    if args.strict_families:
+        rows = F.add_family_keys(rows, rules)
+        fams = F.rank_families(rows, pen, args.min_occurs, args.require_var)
+    else:
+        rules, rows, fams = F.coarsen_until_recurring(rows, rules, pen, args.min_occurs, args.require_var,
+                                                        args.top_k)
+    n_families = F.add_family_keys(trading, rules)["family"].nunique()
+    if rules != asked and not fams.empty:
+        print(f"note: no family recurs in >= {args.min_occurs} runs with {F.rules_flags(asked)}; families "
+              f"matched with the finest coarser buckets where {len(fams)} do: {F.rules_flags(rules)} "
+              f"(--strict-families to refuse instead)", file=sys.stderr)
+    print(f"wf_pick: {n_trials} trials in {raw['run'].nunique()} runs, {len(rows)} trading after cost filters, "
           f"{n_families} families, {len(fams)} seen in >= {args.min_occurs} runs")
     if fams.empty:
         raise UserError(f"no family appears in at least {args.min_occurs} runs"
                         f"{' with two members' if args.require_var else ''}; try --min-occurs 1 or coarser buckets")
     print(fams.head(args.top_k)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    print("  (families are ranked on the runs' test windows: these figures are in-sample for the pick)")
     if not 0 <= args.family_index < len(fams):
         raise UserError(f"--family-index {args.family_index} is out of range (0..{len(fams) - 1})")
     chosen = fams.iloc[args.family_index]

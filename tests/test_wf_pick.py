@@ -126,7 +126,7 @@ def test_a_chance_pick_that_loses_btc_is_flagged(root, tmp_path):
 @pytest.mark.parametrize("content, args, needle", [
     ("a,b\n1,2\n", [], "missing column(s) trend_kind"),
     (None, [], "runs file not found"),
-    ("ok", ["--band-round", "3"], "--band-round is the rounding step"),
+    ("ok", ["--band-round", "3.5"], "--band-round is the rounding step"),
     ("ok", ["--family-index", "99"], "--family-index 99 is out of range"),
     ("ok", ["--require-costs", "--drop-costs"], "unrecognized arguments"),
 ])

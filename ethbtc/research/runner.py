@@ -51,6 +51,7 @@ class Job:
     fail_stale_minutes: float | None = None
     to_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     label: dict[str, Any] = field(default_factory=dict)  # extra fingerprint/provenance (data path ...)
+    allow_idle: bool = False  # may the pick be a trial without a turn in its test window (holds BTC)?
 
 
 @dataclass
@@ -60,6 +61,12 @@ class JobResult:
     outcome: SearchOutcome
     handle: StudyHandle
     bar_minutes: int
+    warnings: list[str] = field(default_factory=list)  # penalty terms that decide the pick alone
+
+    @property
+    def idle(self) -> bool:
+        """No completed trial trades in its test window (so there is no pick, or an allowed idle one)."""
+        return not self.frame.empty and not bool(scoring.trading(self.frame).any())
 
     @property
     def interrupted(self) -> bool:
@@ -107,11 +114,17 @@ def run_job(job: Job) -> JobResult:
                              job.early, job.progress, tag, job.fail_stale_minutes)
     frame = study_frame(handle.study, bar_minutes, basis)
     best = None
+    warnings: list[str] = []
     if not frame.empty:
         frame = order_rows(scoring.add_scores(frame, job.penalties))
-        frame["in_top_quantile"] = scoring.top_quantile_mask(frame["test_final_btc"], job.top_quantile)
-        label = scoring.select_best(frame, job.top_quantile)
+        pool = scoring.candidates(frame, job.allow_idle)
+        frame["in_top_quantile"] = False
+        if not pool.empty:
+            frame.loc[pool.index, "in_top_quantile"] = scoring.top_quantile_mask(pool["test_final_btc"],
+                                                                                   job.top_quantile)
+        label = scoring.select_best(frame, job.top_quantile, job.allow_idle)
         frame["selected"] = frame.index == label
-        best = frame.loc[label]
-    return JobResult(frame, best, outcome, handle, bar_minutes)
+        best = None if label is None else frame.loc[label]
+        warnings = scoring.dominance_warnings(frame, job.penalties, job.top_quantile)
+    return JobResult(frame, best, outcome, handle, bar_minutes, warnings)
 
