@@ -190,8 +190,8 @@ def test_dominating_penalty_term_is_named_with_the_lambda_that_balances_it():
     n = 50
     df = pd.DataFrame({
         "trial": range(n), "basis_btc": 0.16, "train_final_btc": 0.16, "test_turns": 10,
-        "test_final_btc": 0.16 * (1 + rng.normal(0, 0.01, n)), "test_fees_btc": 0.16 * 0.001,
-        "test_turnover_btc": 0.16 * 20.0,  # 20 account-sized trades
+        "test_final_btc": 0.16 * (1 + rng.normal(0, 0.03, n)), "test_fees_btc": 0.16 * 0.008,
+        "test_turnover_btc": 0.16 * 8.0,  # 8 account-sized trades (real 15m median)
     })
     heavy = scoring.Penalties(lambda_turns=0, gap_penalty=0, lambda_fees=0, lambda_turnover=100.0)
     lines = scoring.dominance_warnings(scoring.add_scores(df, heavy), heavy, 0.5)
