@@ -100,6 +100,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
+    for line in candles.window_notes(args.start, args.end):
+        print(f"warning: {line}", file=sys.stderr)
     window = candles.window(args.start, args.end)
     if len(window.df) < 2:
         raise UserError("the date window holds fewer than 2 bars")
@@ -131,6 +133,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     check_outputs(args.out, args.excel_out, args.emit_config)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
+    for name in ("train", "test"):
+        for line in candles.window_notes(getattr(args, f"{name}_start"), getattr(args, f"{name}_end"),
+                                         f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
@@ -226,6 +232,8 @@ def build_parser() -> ArgumentParser:
     _add_common(bt, True)
     bt.add_argument("--start", help="window start (YYYY-MM-DD or ISO time, UTC)")
     bt.add_argument("--end", help="window end (a bare date includes that whole day)")
+    bt.add_argument("--prefer-cli", action="store_true",
+                    help="accepted for v1 command lines: flags always override the config (the v1 default)")
     o = bt.add_argument_group("outputs")
     o.add_argument("--out", help="per-bar CSV (SPEC R27)")
     o.add_argument("--trades-out", help="trades CSV (SPEC R28)")

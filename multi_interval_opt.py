@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for candles in sets:
         m = candles.interval_minutes
         print(f"\n== {label(m)}: {len(candles.df)} bars ({candles.report.path})", file=sys.stderr, flush=True)
+        C.warn_outside(candles, spans)
         job = Job(base, candles, bnb, spans, space, C.penalties(args), args.n_random, args.seed, args.sampler,
                   args.threads, args.chunk_size, args.top_quantile, early=C.early_stop(args),
                   progress=not args.no_progress, to_config=Scaler(ref, m),

@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     space = C.search_space(args, base)
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
     spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
+    C.warn_outside(candles, spans)
     job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
               args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
               not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name},

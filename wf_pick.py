@@ -176,6 +176,8 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     C.check_search_flags(args)
     base = load_config(args.config)
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
+    for line in candles.window_notes(args.start, args.end):
+        print(f"warning: {line}", file=sys.stderr)
     candles = candles.window(args.start, args.end)
     last_close = candles.df.index[-1] + pd.Timedelta(minutes=candles.interval_minutes)
     folds = W.make_folds(candles.df.index[0], last_close, args.train_days, args.test_days,

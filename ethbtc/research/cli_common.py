@@ -119,6 +119,13 @@ def load_base(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
     return load_config(args.config, overrides or {})
 
 
+def warn_outside(candles: Candles, spans: dict[str, tuple[str | None, str | None]]) -> None:
+    """One warning line per train/test bound outside the data (the window is clipped to it)."""
+    for name, (start, end) in spans.items():
+        for line in candles.window_notes(start, end, f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
+
+
 def load_data(path: str, interval: int | None, bnb_path: str | None = None) -> tuple[Candles, Candles | None]:
     candles = load_candles(path, interval)
     for line in candles.report.warnings():
