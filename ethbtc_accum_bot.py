@@ -107,11 +107,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise UserError("the date window holds fewer than 2 bars")
     bnb_w = bnb if bnb is None else Candles(bnb.df, bnb.interval_minutes, bnb.report)
     result = run_backtest(cfg, window, bnb_w)
+    result.summary["sample"] = sample_label(cfg.meta, window)
     print(f"ETH/BTC backtest  config={args.config or '(defaults)'}  data={args.data}")
     print("  parameters: " + ", ".join(f"{k}={v}" for k, v in cfg.flat().items()))
     print(fmt_summary(result.summary))
     _write_outputs(args, result)
     return 0
+
+
+def sample_label(meta: dict[str, Any], window: Candles) -> str:
+    """Is this backtest in-sample or out-of-sample for its config? Read from the config's
+    ``meta.chosen_on`` spans (written by the optimisers and wf_pick)."""
+    spans = meta.get("chosen_on") if isinstance(meta, dict) else None
+    if not spans:
+        return "unknown: the config does not record the data it was chosen on"
+    lo, hi = window.df.index[0], window.df.index[-1]
+    try:
+        seen = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
+    except (TypeError, ValueError):
+        return "unknown: the config's meta.chosen_on is not a list of [start, end] times"
+    overlap = [(a, b) for a, b in seen if a <= hi and b >= lo]
+    if not overlap:
+        first, last = min(a for a, _ in seen), max(b for _, b in seen)
+        return f"out-of-sample (the config was chosen on {first:%Y-%m-%d}..{last:%Y-%m-%d}, outside this window)"
+    a, b = min(x for x, _ in overlap), max(y for _, y in overlap)
+    return f"in-sample (this window overlaps {a:%Y-%m-%d}..{b:%Y-%m-%d}, which the config was chosen on)"
 
 
 def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
@@ -180,7 +200,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.emit_config and best is not None:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
-        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"])})
+        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"]),
+                         "chosen_on": [[str(w.df.index[0]), str(w.df.index[-1])] for w in (train, test)]})
         atomic_write_text(args.emit_config, cfg.to_json())
         print(f"  best config   -> {args.emit_config}")
     return 0

@@ -132,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_csv(res.frame, out / f"trials_{label(m)}.csv")
             meta = {"source": "multi_interval_opt.py", "data": candles.report.path, "interval": label(m),
                     "ref_interval": args.ref_interval, "train": list(spans["train"]), "test": list(spans["test"]),
+                    "chosen_on": res.chosen_on,
                     "seed": res.handle.seed, "trial": int(b["trial"]), "robust_score": float(b["robust_score"]),
                     "test_final_btc": float(b["test_final_btc"]), "penalties": job.penalties.as_dict()}
             emit_config(out / f"best_{label(m)}.json", base, row_params(b), m, meta)

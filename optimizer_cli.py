@@ -126,7 +126,7 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         b = res.best
         meta = {
             "source": "optimizer_cli.py", "data": str(args.data), "train": list(job.spans["train"]),
-            "test": list(job.spans["test"]), "seed": res.handle.seed, "sampler": args.sampler,
+            "test": list(job.spans["test"]), "chosen_on": res.chosen_on, "seed": res.handle.seed, "sampler": args.sampler,
             "study": res.handle.name, "storage": redact(args.storage), "trial": int(b["trial"]),
             "n_trials": len(res.frame), "robust_score": float(b["robust_score"]),
             "train_final_btc": float(b["train_final_btc"]), "test_final_btc": float(b["test_final_btc"]),

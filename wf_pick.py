@@ -41,7 +41,7 @@ from ethbtc.research import families as F
 from ethbtc.research import overfit as O
 from ethbtc.research import scoring
 from ethbtc.research import walkforward as W
-from ethbtc.research.runner import Job
+from ethbtc.research.runner import Job, chosen_on_spans
 from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
 
 DAYS = number(float, 0, 36_500, above=True)  # fold lengths; 1e300 days overflowed pandas' Timedelta
@@ -164,7 +164,8 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
     meta = {"source": "wf_pick.py", "runs": [Path(r).name for r in args.runs], "family": chosen["family"],
             "family_rank": args.family_index, "family_stats": _plain(chosen.to_dict()),
             "representative": {"run": rep["run"], "trial": _plain(rep.get("trial"))},
-            "rules": F.rules_dict(rules, pen), "min_occurs": args.min_occurs, **report}
+            "rules": F.rules_dict(rules, pen), "min_occurs": args.min_occurs,
+            "chosen_on": chosen_on_spans(raw), **report}
     sheets = {"Families": fams, "Members": rows[rows["family"] == chosen["family"]]}
     finish(args, base, row_params(rep), interval, meta, fams, sheets, report)
     return 0
@@ -210,6 +211,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     meta = {"source": "wf_pick.py --walk-forward", "data": str(args.data), "seed": args.seed,
             "folds": {"train_days": args.train_days, "test_days": args.test_days,
                       "step_days": args.step_days or args.test_days, "val_frac": args.val_frac, "n": len(folds)},
+            "chosen_on": [[str(candles.df.index[0]), str(candles.df.index[-1])]],
             "family": wf.pick_family, "folds_survived": int(surv["folds_survived"]), "oos": stats,
             "complete": not wf.interrupted,
             "rules": F.rules_dict(rules, pen), **report}

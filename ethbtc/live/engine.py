@@ -135,6 +135,8 @@ class Engine:
                                  f"interval={self.opts.interval}; use another --state path")
             log.info("resuming: last bar acted on %s, session start W %.8f", state.last_bar_close,
                      state.session_start_w)
+            for event in state._load_notes:
+                log.warning("state file: %s", event)
         self.state = state
         if reset_risk:
             self._reset_risk()

@@ -64,6 +64,11 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)  # penalty terms that decide the pick alone
 
     @property
+    def chosen_on(self) -> list[list[str]]:
+        """The [first bar, last bar] spans the pick was chosen on (train and test windows)."""
+        return chosen_on_spans(self.frame)
+
+    @property
     def idle(self) -> bool:
         """No completed trial trades in its test window (so there is no pick, or an allowed idle one)."""
         return not self.frame.empty and not bool(scoring.trading(self.frame).any())
@@ -71,6 +76,18 @@ class JobResult:
     @property
     def interrupted(self) -> bool:
         return self.outcome.reason in ("interrupted", "aborted")
+
+
+def chosen_on_spans(frame: pd.DataFrame) -> list[list[str]]:
+    """Distinct [start, end] bar spans recorded in trial rows (``train_start`` ... ``test_end``)."""
+    spans: list[list[str]] = []
+    for name in ("train", "test"):
+        a, b = f"{name}_start", f"{name}_end"
+        if a in frame.columns and b in frame.columns:
+            for x, y in frame[[a, b]].dropna().drop_duplicates().itertuples(index=False):
+                if [str(x), str(y)] not in spans:
+                    spans.append([str(x), str(y)])
+    return spans
 
 
 def prepare_windows(job: Job) -> dict[str, Window]:
@@ -113,6 +130,8 @@ def run_job(job: Job) -> JobResult:
                              lambda m: scoring.score_metrics(m, basis, job.penalties), job.chunk_size,
                              job.early, job.progress, tag, job.fail_stale_minutes)
     frame = study_frame(handle.study, bar_minutes, basis)
+    for name, w in windows.items():  # which bars each figure comes from (wf_pick and backtest labels)
+        frame[f"{name}_start"], frame[f"{name}_end"] = str(w.candles.df.index[0]), str(w.candles.df.index[-1])
     best = None
     warnings: list[str] = []
     if not frame.empty:
