@@ -60,7 +60,12 @@ def read_any(src: Path, cleanup: Cleanup) -> tuple[pd.DataFrame, str]:
         except DataError as exc:
             if "kline columns" not in str(exc):
                 raise
-    rows = read_ohlcv_ms(src)
+            try:
+                rows = read_ohlcv_ms(src)
+            except DataError:
+                raise exc from None  # neither layout: the kline reader's message says what it expected
+    else:
+        rows = read_ohlcv_ms(src)
     what = "freqtrade JSON candles" if src.suffix.lower() == ".json" else "an OHLCV CSV"
     df = pd.DataFrame({c: "0" for c in KLINE_COLUMNS}, index=rows.index)
     df["open_time"] = rows["open_time"].to_numpy(np.int64)

@@ -80,7 +80,7 @@ def stage_research(eth: Path, bnb: Path) -> None:
             "--test-end", test[1], "--out", str(OUT / f"research_opt_{name}.csv"))
     run("Pick the family that is robust in both runs (+ PBO / deflated Sharpe)", "wf_pick.py",
         "--runs", str(OUT / "research_opt_a.csv"), str(OUT / "research_opt_b.csv"), "--min-occurs", "2",
-        "--config", "configs/prod_live.json", "--data", str(eth), "--bnb-data", str(bnb), "--end", VERIFY[0],
+        "--config", "configs/prod_live.json", "--data", str(eth), "--bnb-data", str(bnb), "--end", "2023-06-30",
         "--top-k", "5", "--out-csv", str(OUT / "research_families.csv"),
         "--emit-config", str(OUT / "research_pick.json"))
     run(f"Verify the pick OUT-OF-SAMPLE on {VERIFY[0]}..{VERIFY[1]} (seen by neither the optimiser nor the pick)",
