@@ -22,6 +22,7 @@ the candidate families' daily returns) and the deflated Sharpe ratio of the pick
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,6 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPenalties) -> int:
     base = load_config(args.config)
     raw = F.load_runs(args.runs)
+    n_runs = raw["run"].nunique()
+    if n_runs < args.min_occurs:
+        argv = [a for a in sys.argv[1:]]
+        if "--min-occurs" in argv:
+            i = argv.index("--min-occurs")
+            del argv[i:i + 2]
+        raise UserError(f"{n_runs} run(s) given but --min-occurs {args.min_occurs} keeps only families seen in "
+                        f"{args.min_occurs} runs: add optimizer runs (other seeds or windows), or pick within "
+                        f"one run: python wf_pick.py {' '.join(shlex.quote(a) for a in argv)} --min-occurs 1")
     interval = F.check_single_interval(raw) or base.bar_minutes()
     n_trials = len(raw)
     trading, n_idle = F.drop_idle(raw)

@@ -85,6 +85,29 @@ def test_v3_download_then_v1_fix_timestamps(work: Path, mirror: str) -> None:
     assert "freqtrade JSON" in r.stdout and len(pd.read_csv(work / "data/ETHBTC_15m.csv")) == 24160
 
 
+def test_v3_research_workflow(work: Path) -> None:
+    """v3 steps 2-3 on the file step 1 wrote (1h: the mirror has no 15m; windows moved into it)."""
+    data = "data/raw/ETHBTC_1h_2023-01-01_2023-06-01_vision.csv"
+    if not (work / data).exists():
+        pytest.skip("needs the download of test_v3_download_then_v1_fix_timestamps")
+    r = py(work, "optimizer_cli.py", "--data", data, "--train-start", "2023-01-01", "--train-end", "2023-03-31",
+           "--test-start", "2023-04-01", "--test-end", "2023-06-30", "--n-random", "200",
+           "--out", "opt_results_run1.csv")
+    assert r.returncode == 0, r.stderr
+    assert "--test-end 2023-06-30 is after the data" in r.stderr
+    assert len(pd.read_csv(work / "opt_results_run1.csv")) == 200
+    # one run cannot show a family recurring: one line with the exact command that works
+    r = py(work, "wf_pick.py", "--runs", "opt_results_run1.csv", "--emit-config", "configs/best_strategy.json",
+           "--top-k", "5")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    fix = r.stderr.split("pick within one run: ", 1)[1].strip()
+    assert fix.startswith("python wf_pick.py ") and fix.endswith("--min-occurs 1")
+    r = py(work, *fix.split()[1:])
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((work / "configs/best_strategy.json").read_text())
+    assert cfg["strategy"]["bar_interval_minutes"] == 60 and cfg["meta"]["family_stats"]["mean_turns"] > 0
+
+
 def test_v1_backtests_config_and_cli_overrides(work: Path) -> None:
     # A) config; the manual's window ends after the data: one warning, the run goes on
     r = py(work, "ethbtc_accum_bot.py", "backtest", "--data", "data/ETHBTC_15m.json", "--bnb-data",
