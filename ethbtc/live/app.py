@@ -79,8 +79,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--taker-fallback", action=argparse.BooleanOptionalAction, default=None,
                    help="send the unfilled rest as MARKET after the ttl (config execution.taker_fallback)")
     p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json",
-                   help="state file (R34; default: $STATE_FILE, else run_state/state.json). An absolute path whose "
-                        "folder does not exist is refused (/data is the container's volume, not a host folder)")
+                   help="state file (R34; default: $STATE_FILE, else run_state/state.json). An absolute path under a "
+                        "top-level folder that does not exist is refused (/data is the container's volume, not a "
+                        "host folder)")
     p.add_argument("--trades-csv", default=env.get("TRADES_CSV") or None,
                    help="trade ledger (default: $TRADES_CSV, else trades_log.csv beside the state file)")
     p.add_argument("--decisions-csv", help="per-bar decision journal (default: decisions_log.csv beside the state)")
@@ -151,7 +152,8 @@ def check_state_folder(state_path: Path) -> None:
     host (the v3 .env's STATE_FILE=/data/state.json): creating /data would need root, and a state
     there is not the one the container keeps. One line that says so, instead of creating it."""
     folder = state_path.parent
-    if state_path.is_absolute() and not folder.exists():
+    missing_top = state_path.is_absolute() and len(folder.parts) > 1 and not Path(*folder.parts[:2]).exists()
+    if missing_top:  # e.g. /data on a host: only the container has it (deeper new folders are created)
         raise UserError(f"state folder {folder} does not exist (state file {state_path}); /data/state.json is the "
                         "path inside the Docker container, where ./run_state is mounted: on this machine use "
                         "STATE_FILE=run_state/state.json (or --state run_state/state.json), or create the folder")
