@@ -129,7 +129,8 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
             del argv[i:i + 2]
         raise UserError(f"{n_runs} run(s) given but --min-occurs {args.min_occurs} keeps only families seen in "
                         f"{args.min_occurs} runs: add optimizer runs (other seeds or windows), or pick within "
-                        f"one run: python wf_pick.py {' '.join(shlex.quote(a) for a in argv)} --min-occurs 1")
+                        f"the runs given: python wf_pick.py {' '.join(shlex.quote(a) for a in argv)} "
+                        f"--min-occurs {n_runs}")
     interval = F.check_single_interval(raw) or base.bar_minutes()
     n_trials = len(raw)
     trading, n_idle = F.drop_idle(raw)

@@ -100,7 +100,7 @@ def test_v3_research_workflow(work: Path) -> None:
     r = py(work, "wf_pick.py", "--runs", "opt_results_run1.csv", "--emit-config", "configs/best_strategy.json",
            "--top-k", "5")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
-    fix = r.stderr.split("pick within one run: ", 1)[1].strip()
+    fix = r.stderr.split("pick within the runs given: ", 1)[1].strip()
     assert fix.startswith("python wf_pick.py ") and fix.endswith("--min-occurs 1")
     r = py(work, *fix.split()[1:])
     assert r.returncode == 0, r.stderr
