@@ -27,6 +27,7 @@ from ethbtc.config import Config, build_config, load_config
 from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
 from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
+from ethbtc.kernel import SPEC_VERSION
 from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
 from ethbtc.research.scoring import no_trade_message
 from ethbtc.search import Window, evaluate, sample
@@ -75,7 +76,12 @@ def _add_common(p: argparse.ArgumentParser, strategy_knobs: bool) -> None:
     f = p.add_argument_group("fees and slippage (override the config)")
     for flag, key, typ, text in FEE_FLAGS:
         f.add_argument(flag, dest=key, type=typ, help=text)
-    f.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    m = f.add_mutually_exclusive_group()
+    m.add_argument("--pay-fees-in-bnb", action="store_true",
+                   help="pay fees in BNB at the discount (SPEC R23; without --start-bnb the wallet is assumed funded)")
+    m.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    f.add_argument("--start-bnb", type=number(float, 0.0), metavar="BNB",
+                   help="finite BNB fee wallet at start (needs --bnb-data; 0 = assumed kept funded, SPEC R23)")
 
 
 def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]:
@@ -85,6 +91,10 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
         out["basis_btc"] = args.basis_btc
     if args.no_bnb:
         out["pay_fees_in_bnb"] = False
+    if args.pay_fees_in_bnb:
+        out["pay_fees_in_bnb"] = True
+    if args.start_bnb is not None:
+        out["start_bnb"] = args.start_bnb
     return out
 
 
@@ -171,7 +181,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         params = sample(rng)
         cfg = build_config(flat | params)
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
-        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS}})
+        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS},
+                     "spec_version": SPEC_VERSION})
     res = pd.DataFrame(rows).sort_values(["test_final_btc", "test_turns"], ascending=[False, True], kind="stable")
     # a trial with no turn in its test window holds BTC: it is no strategy and never the pick
     # while any trial trades (none trades: no pick, no config unless --allow-no-trade)
@@ -201,6 +212,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
         cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"]),
+                         "spec_version": SPEC_VERSION,
                          "chosen_on": [[str(w.df.index[0]), str(w.df.index[-1])] for w in (train, test)]})
         atomic_write_text(args.emit_config, cfg.to_json())
         print(f"  best config   -> {args.emit_config}")

@@ -79,6 +79,7 @@ def build_parser() -> ArgumentParser:
     w.add_argument("--walk-forward", action="store_true", help="run rolling folds on --data instead of reading --runs")
     w.add_argument("--data", help="ETHBTC candles (walk-forward, and the overfitting report)")
     w.add_argument("--bnb-data", help="BNBBTC candles for fees paid in BNB")
+    C.add_fee_model_flags(w)
     w.add_argument("--start", help="use data from this date (UTC)")
     w.add_argument("--end", help="use data up to this date (UTC, inclusive)")
     w.add_argument("--train-days", type=DAYS, default=365, help="training period per fold (default 365)")
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPenalties) -> int:
-    base = load_config(args.config)
+    base = load_config(args.config, C.fee_model_overrides(args))
     raw = F.load_runs(args.runs)
     n_runs = raw["run"].nunique()
     if n_runs < args.min_occurs:
@@ -186,7 +187,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     if not args.data:
         raise UserError("--walk-forward needs --data")
     C.check_search_flags(args)
-    base = load_config(args.config)
+    base = load_config(args.config, C.fee_model_overrides(args))
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
     for line in candles.window_notes(args.start, args.end):
         print(f"warning: {line}", file=sys.stderr)

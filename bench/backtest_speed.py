@@ -115,13 +115,13 @@ def naive_loop(strat: EthBtcStrategy, df: pd.DataFrame) -> pd.DataFrame:
             if pending > 0:
                 px = o * (1.0 + slip)
                 q = min(pending, btc / px)
-                _, _, in_kind = fee_fn(q * px, fee[K.F_TAKER], fee, bnb, np.nan)
+                _, _, _, in_kind = fee_fn(q * px, fee[K.F_TAKER], fee, bnb, np.nan)
                 btc -= q * px
                 eth += q - in_kind / px
             else:
                 px = o * (1.0 - slip)
                 q = min(-pending, eth)
-                _, _, in_kind = fee_fn(q * px, fee[K.F_MAKER], fee, bnb, np.nan)
+                _, _, _, in_kind = fee_fn(q * px, fee[K.F_MAKER], fee, bnb, np.nan)
                 eth -= q
                 btc += q * px - in_kind
             pending = 0.0

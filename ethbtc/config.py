@@ -39,11 +39,11 @@ class StrategyParams(_Section):
     min_mult: float = Field(0.5, ge=0, description="lower clip of the vol multiplier (R10)")
     max_mult: float = Field(1.5, ge=0, description="upper clip of the vol multiplier (R10)")
     cooldown_minutes: float = Field(240.0, ge=0, description="minimum minutes between flips (R14)")
-    step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar (R19)")
+    step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar; snaps to the target when the step or the rest is inside the dead band (R19 v2)")
     max_position: float = Field(1.0, gt=0, le=1, description="cap on the ETH weight (R16)")
     gate_window_days: int = Field(0, ge=0, le=36_500, description="daily ROC window of the regime gate; 0 = off (R9)")
     gate_roc_threshold: float = Field(0.0, ge=0, description="|daily ROC| needed to open the gate (R9)")
-    rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20)")
+    rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20); also the R19 snap distance")
     bar_interval_minutes: int | None = Field(None, ge=1, le=525_600, description="bar length; checked against data (R5)")
 
     @model_validator(mode="after")
@@ -62,8 +62,8 @@ class FeeParams(_Section):
     taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate; backtest buys (R22)")
     slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage per fill in bps (R22)")
     bnb_discount: float = Field(0.25, ge=0.0, lt=1.0, description="fee discount when paying in BNB (R23)")
-    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount (R23)")
-    start_bnb: float = Field(0.0, ge=0.0, description="BNB fee wallet at start (backtest, R23)")
+    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount; with start_bnb 0 the BNB wallet is assumed kept funded (R23 v2)")
+    start_bnb: float = Field(0.0, ge=0.0, description="finite BNB fee wallet at start (backtest; > 0 needs BNBBTC prices, runs dry to the full rate; R23)")
 
     def rates_without_bnb_series(self) -> tuple[float, float]:
         """(maker, taker) as the backtest charges them when no BNBBTC series is given (R23: the

@@ -37,7 +37,8 @@ N_OUT = 7
 T_QTY, T_PRICE, T_NOTIONAL, T_FEE_BTC, T_FEE_BNB = range(5)
 TI_BAR, TI_SIDE, TI_REASON, TI_DECISION_BAR = range(4)
 
-EPS_W = 1e-12
+EPS_W = 1e-12  # R22: a weight move of at most this is float noise, not a trade
+SPEC_VERSION = 2  # the SPEC rules this kernel implements (recorded in trial CSVs and emitted configs)
 
 
 @njit(cache=True)
@@ -109,15 +110,18 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
     forced = False
     if hit:
         target = 0.0
-        desired = 0.0  # latched breaker: flat in one move, then nothing (R24)
+        desired, dw = 0.0, -w_cur  # latched breaker: flat in one move, then nothing (R24)
         forced = w_cur > EPS_W
     elif paused or undefined:
-        desired = w_cur
+        desired, dw = w_cur, 0.0
     else:
-        desired = w_cur + prm[P_STEP] * (target - w_cur)
-        if abs(target - desired) < prm[P_THRESH]:
-            desired = target  # R19 snap
-    dw = desired - w_cur
+        gap = target - w_cur
+        dw = prm[P_STEP] * gap
+        desired = w_cur + dw
+        # R19 (v2): snap when the stepped move or the distance it leaves is inside the dead band,
+        # so a stepped approach reaches its target in whole moves (no stuck zone)
+        if abs(dw) < prm[P_THRESH] or abs(gap - dw) < prm[P_THRESH]:
+            desired, dw = target, gap
     delta = dw * W / price if price > 0 else 0.0
     notional = abs(delta) * price
     if abs(dw) <= EPS_W:
@@ -151,16 +155,22 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _fee(notional, rate, fee, bnb, bnb_px):
-    """R23: (fee_btc, fee_bnb, in_received_asset_btc) for one fill."""
+    """R23 (v2): (fee_btc, fee_bnb, from_wallet_bnb, in_received_asset_btc) for one fill.
+
+    ``fee_bnb`` is the BNB the fee consumed (reported; 0 when no BNBBTC price is known),
+    ``from_wallet_bnb`` what leaves the modelled finite wallet. F_BNB_MODEL = 1 is a finite
+    wallet (start_bnb > 0); 0 with pay_fees_in_bnb is the funded wallet: always discounted,
+    the fee's BTC value charged against the received asset."""
     if fee[F_PAY_BNB] != 0.0:
         disc = 1.0 - fee[F_BNB_DISCOUNT]
+        f_btc = notional * rate * disc
+        used = f_btc / bnb_px if bnb_px > 0 else 0.0
         if fee[F_BNB_MODEL] != 0.0:
-            need = notional * rate * disc / bnb_px if bnb_px > 0 else np.inf
-            if need <= bnb:
-                return notional * rate * disc, need, 0.0
-            return notional * rate, 0.0, notional * rate  # BNB ran out: undiscounted, received asset
-        return notional * rate * disc, 0.0, notional * rate * disc
-    return notional * rate, 0.0, notional * rate
+            if bnb_px > 0 and used <= bnb:
+                return f_btc, used, used, 0.0
+            return notional * rate, 0.0, 0.0, notional * rate  # BNB ran out: undiscounted, received asset
+        return f_btc, used, 0.0, f_btc
+    return notional * rate, 0.0, 0.0, notional * rate
 
 
 @njit(cache=True, error_model="numpy")
@@ -180,7 +190,7 @@ def simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bn
                 px = open_[t] * (1.0 + slip)
                 q = min(pending, btc / px)
                 notional = q * px
-                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_TAKER], fee, bnb, px_b)
+                fee_btc, fee_bnb, from_wallet, in_kind = _fee(notional, fee[F_TAKER], fee, bnb, px_b)
                 btc -= notional
                 eth += q - in_kind / px
                 side = 1
@@ -188,11 +198,11 @@ def simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bn
                 px = open_[t] * (1.0 - slip)
                 q = min(-pending, eth)
                 notional = q * px
-                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_MAKER], fee, bnb, px_b)
+                fee_btc, fee_bnb, from_wallet, in_kind = _fee(notional, fee[F_MAKER], fee, bnb, px_b)
                 eth -= q
                 btc += notional - in_kind
                 side = -1
-            bnb -= fee_bnb
+            bnb -= from_wallet
             if q > 0:
                 tr_f[n_tr, T_QTY] = q
                 tr_f[n_tr, T_PRICE] = px

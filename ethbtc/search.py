@@ -23,7 +23,7 @@ from numba import njit
 
 from . import indicators as I
 from . import kernel as K
-from .backtest import build_result
+from .backtest import build_result, fee_model
 from .config import Config
 from .data import Candles
 from .strategy import EthBtcStrategy, KernelInputs, RunArrays, RunBuffers
@@ -242,6 +242,7 @@ def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
     start_w = float(cfg.risk.basis_btc + (cfg.fees.start_bnb * bnb[0] if bnb is not None else 0.0))
     open0, close_last = float(window.inputs.open_[0]), float(window.inputs.close[-1])
     eth_hodl = start_w / open0 * close_last
+    bnb_used = float(a.tr_f[:, K.T_FEE_BNB].sum()) if bnb is not None else None
     final, max_dd, sharpe, sortino, in_eth, avg_w = _path_stats(a.out_f, a.out_i, window.scratch,
                                                                 math.sqrt(525_600.0 / c.interval_minutes))
     return {
@@ -252,8 +253,9 @@ def lean_summary(cfg: Config, window: Window, a: RunArrays) -> dict[str, Any]:
         "vs_eth_hodl": final / eth_hodl - 1.0, "max_drawdown": float(max_dd),
         "sharpe": float(sharpe), "sortino": float(sortino),
         "turns": int(a.state[K.S_TURNS]), "trades": int(len(a.tr_f)),
-        "fees_btc": float(a.tr_f[:, K.T_FEE_BTC].sum()), "turnover_btc": float(a.tr_f[:, K.T_NOTIONAL].sum()),
-        "time_in_eth": float(in_eth), "avg_eth_weight": float(avg_w),
+        "fees_btc": float(a.tr_f[:, K.T_FEE_BTC].sum()), "fee_model": fee_model(cfg, bnb_used),
+        "bnb_used": bnb_used if bnb_used is not None else float("nan"),
+        "turnover_btc": float(a.tr_f[:, K.T_NOTIONAL].sum()), "time_in_eth": float(in_eth), "avg_eth_weight": float(avg_w),
         "gaps": len(c.report.gaps), "missing_bars": c.report.missing_bars,
     }
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import kernel as K
 from .config import Config
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .indicators import MS_PER_DAY, Indicators, compute, index_ms
 
 
@@ -83,6 +83,17 @@ class RunBuffers:
                    np.empty((n, 4), dtype=np.int64))
 
 
+def finite_bnb_wallet(config: Config, wallet: float | None = None, has_prices: bool = True) -> bool:
+    """SPEC R23: is a finite BNB fee wallet modelled (pay_fees_in_bnb and start_bnb > 0)? It needs
+    BNBBTC prices; without them this is a one-line ConfigError."""
+    wallet = config.fees.start_bnb if wallet is None else wallet
+    finite = config.fees.pay_fees_in_bnb and wallet > 0
+    if finite and not has_prices:
+        raise ConfigError(f"start_bnb {wallet:g} models a finite BNB fee wallet, which needs BNBBTC prices: "
+                          "pass --bnb-data FILE, or set start_bnb 0 (wallet assumed kept funded, SPEC R23)")
+    return finite
+
+
 class EthBtcStrategy:
     def __init__(self, config: Config, bar_minutes: int | None = None):
         self.config = config
@@ -106,6 +117,8 @@ class EthBtcStrategy:
         return p
 
     def fees_array(self, bnb_model: bool) -> np.ndarray:
+        """Fee slots; ``bnb_model`` = a finite BNB wallet is modelled (R23: start_bnb > 0 with
+        BNBBTC prices). Without it, pay_fees_in_bnb means the funded wallet: always discounted."""
         f = self.config.fees
         a = np.zeros(K.N_FEE)
         a[K.F_MAKER], a[K.F_TAKER] = f.maker_fee, f.taker_fee
@@ -139,7 +152,8 @@ class EthBtcStrategy:
         ind = ind if ind is not None else self.indicators(df)
         inputs = inputs if inputs is not None else KernelInputs.of(df, self.bar_minutes)
         buf = buffers if buffers is not None else RunBuffers.empty(n)
-        bnb_model = bnb_close is not None
+        wallet = self.config.fees.start_bnb if bnb is None else bnb
+        bnb_model = finite_bnb_wallet(self.config, wallet, bnb_close is not None)
         bnb_px = bnb_close if bnb_close is not None else np.full(n, np.nan)
         state = K.new_state()
         n_tr = K.simulate(
@@ -147,7 +161,7 @@ class EthBtcStrategy:
             ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px,
             self.params_array(), self.fees_array(bnb_model), state,
             self.config.risk.basis_btc if btc is None else btc, eth,
-            self.config.fees.start_bnb if bnb is None else bnb, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i,
+            wallet if bnb_model else 0.0, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i,
         )
         return RunArrays(buf.out_f, buf.out_i, buf.tr_f[:n_tr], buf.tr_i[:n_tr], state, ind)
 

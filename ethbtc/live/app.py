@@ -19,6 +19,7 @@ from typing import Any
 
 from dotenv import load_dotenv
 
+from ..alerting import TradeNotifier, check_alertmanager_url
 from ..cli import ArgumentParser
 from ..config import Config, load_config
 from ..errors import UserError
@@ -94,6 +95,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--recv-window-ms", type=_count, default=5000, help="recvWindow of signed requests (5000)")
     add_log_args(p)  # -v (level bar, debug), -vv (also HTTP libraries), --log-json
     add_metrics_args(p)  # --metrics-port (9109, 0 = off), --metrics-addr
+    p.add_argument("--alertmanager-url", default=env.get("ALERTMANAGER_URL") or "",
+                   help="post one notice per executed trade to this Alertmanager, e.g. http://127.0.0.1:9093 "
+                        "(default: $ALERTMANAGER_URL; empty = no trade notices; README 'Alerts')")
     return p
 
 
@@ -173,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
     decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
     check_outputs(state_path, trades_csv, decisions_csv)  # bad paths fail before the exchange is touched
+    am_url = check_alertmanager_url(args.alertmanager_url) if args.alertmanager_url.strip() else None
     strategy = EthBtcStrategy(cfg)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -195,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         account: Any = market
         paper: PaperAccount | None = None
         if mode == "dry":
-            paper = PaperAccount(market, market.filters(), cfg.fees.maker_fee, cfg.fees.taker_fee,
+            paper = PaperAccount.for_config(market, market.filters(), cfg.fees,
                                  saved.paper if saved else None, start_quote=cfg.risk.basis_btc)
             account = paper
         history = max(args.klines_limit, strategy.warmup_bars() + 1440 // cfg.bar_minutes())
@@ -209,11 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
         quote = market.filters().quote
         engine.on_bar.append(lambda r: log.log(logging.DEBUG if r.catchup else logging.INFO, "%s", heartbeat(r, quote)))
-        Monitor(engine, metrics, health, level_bar=args.verbose >= 1)
+        notifier = TradeNotifier(am_url) if am_url else None
+        if notifier is not None:
+            stack.callback(notifier.close)
+            log.info("trade notices to Alertmanager %s", am_url)
+        monitor = Monitor(engine, metrics, health, level_bar=args.verbose >= 1, notifier=notifier)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
         try:
             state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+            monitor.started()
             if args.once:
                 engine.poll_once()
             else:

@@ -40,6 +40,29 @@ def add_data_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
         g.add_argument("--data", required=True, help="ETHBTC candles (Binance/Vision CSV, OHLCV CSV, freqtrade JSON)")
     g.add_argument("--bnb-data", help="BNBBTC candles, for fees paid in BNB (SPEC R23)")
     g.add_argument("--config", help="base config: fees, risk, execution and unsearched strategy values")
+    add_fee_model_flags(g)
+
+
+def add_fee_model_flags(g: Any) -> None:
+    """--pay-fees-in-bnb / --no-bnb / --start-bnb: the R23 fee model (override the config)."""
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--pay-fees-in-bnb", dest="pay_fees_in_bnb", action="store_true", default=None,
+                   help="pay fees in BNB at the discount (SPEC R23; without --start-bnb the BNB wallet is "
+                        "assumed kept funded)")
+    m.add_argument("--no-bnb", dest="pay_fees_in_bnb", action="store_false",
+                   help="do not pay fees in BNB (full rate, received asset)")
+    g.add_argument("--start-bnb", type=number(float, 0.0), metavar="BNB",
+                   help="finite BNB fee wallet at start (needs --bnb-data; 0 = assumed funded, SPEC R23)")
+
+
+def fee_model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from the fee-model flags (only those given)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "pay_fees_in_bnb", None) is not None:
+        out["pay_fees_in_bnb"] = args.pay_fees_in_bnb
+    if getattr(args, "start_bnb", None) is not None:
+        out["start_bnb"] = args.start_bnb
+    return out
 
 
 def add_window_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -116,7 +139,7 @@ def search_space(args: argparse.Namespace, base: Config) -> Space:
 
 
 def load_base(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:
-    return load_config(args.config, overrides or {})
+    return load_config(args.config, fee_model_overrides(args) | (overrides or {}))
 
 
 def warn_outside(candles: Candles, spans: dict[str, tuple[str | None, str | None]]) -> None:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import UserError
 from .scoring import TURNOVER_UNIT
-from .trials import PARAM_COLUMNS
+from .trials import PARAM_COLUMNS, spec_version_warning
 
 NEEDED = ["trend_kind", "trend_lookback", "cooldown_minutes", "flip_band_entry", "flip_band_exit",
           "step_allocation", "test_final_btc"]
@@ -84,6 +84,10 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     if out.empty:
         raise UserError(f"no trials in {', '.join(paths)}")
+    versions = pd.to_numeric(out["spec_version"], errors="coerce").fillna(1) if "spec_version" in out.columns else [1]
+    note = spec_version_warning([int(v) for v in versions], "the runs files")
+    if note:
+        print(note, file=sys.stderr)
     if "basis_btc" not in out.columns:
         out["basis_btc"] = 1.0
     return out

@@ -20,6 +20,7 @@ from ..config import Config
 from ..data import Candles
 from ..errors import DataError
 from ..search import Window, evaluate
+from ..strategy import finite_bnb_wallet
 from . import scoring
 from .optuna_search import EarlyStop, SearchOutcome, run_search
 from .pool import EvalContext, Evaluator, resolve_threads
@@ -92,6 +93,7 @@ def chosen_on_spans(frame: pd.DataFrame) -> list[list[str]]:
 
 def prepare_windows(job: Job) -> dict[str, Window]:
     use_bnb = job.bnb is not None and job.base.fees.pay_fees_in_bnb
+    finite_bnb_wallet(job.base, has_prices=job.bnb is not None)  # fail before any worker starts (R23)
     out: dict[str, Window] = {}
     for name, (start, end) in job.spans.items():
         c = job.candles.window(start, end)
