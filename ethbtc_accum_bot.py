@@ -122,16 +122,40 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     check_outputs(args.out, args.trades_out, args.json_out, args.excel_out, args.html_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
+    for line in candles.window_notes(args.start, args.end):
+        print(f"warning: {line}", file=sys.stderr)
     window = candles.window(args.start, args.end)
     if len(window.df) < 2:
         raise UserError("the date window holds fewer than 2 bars")
     bnb_w = bnb if bnb is None else Candles(bnb.df, bnb.interval_minutes, bnb.report)
     result = run_backtest(cfg, window, bnb_w)
+    result.summary["sample"] = sample_label(cfg.meta, window)
     print(f"ETH/BTC backtest  config={args.config or '(defaults)'}  data={args.data}")
     print("  parameters: " + ", ".join(f"{k}={v}" for k, v in cfg.flat().items()))
     print(fmt_summary(result.summary))
     _write_outputs(args, result, window)
     return 0
+
+
+def sample_label(meta: dict[str, Any], window: Candles) -> str:
+    """Is this backtest in-sample or out-of-sample for its config? Read from the config's
+    ``meta.chosen_on`` spans (written by the optimisers and wf_pick)."""
+    import pandas as pd
+
+    spans = meta.get("chosen_on") if isinstance(meta, dict) else None
+    if not spans:
+        return "unknown: the config does not record the data it was chosen on"
+    lo, hi = window.df.index[0], window.df.index[-1]
+    try:
+        seen = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
+    except (TypeError, ValueError):
+        return "unknown: the config's meta.chosen_on is not a list of [start, end] times"
+    overlap = [(a, b) for a, b in seen if a <= hi and b >= lo]
+    if not overlap:
+        first, last = min(a for a, _ in seen), max(b for _, b in seen)
+        return f"out-of-sample (the config was chosen on {first:%Y-%m-%d}..{last:%Y-%m-%d}, outside this window)"
+    a, b = min(x for x, _ in overlap), max(y for _, y in overlap)
+    return f"in-sample (this window overlaps {a:%Y-%m-%d}..{b:%Y-%m-%d}, which the config was chosen on)"
 
 
 def _write_outputs(args: argparse.Namespace, result: BacktestResult, window: Candles) -> None:
@@ -164,11 +188,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from ethbtc.config import build_config, load_config
     from ethbtc.fileio import atomic_path, atomic_write_text
     from ethbtc.kernel import SPEC_VERSION
+    from ethbtc.research.scoring import no_trade_message
     from ethbtc.search import Window, evaluate, sample
 
     check_outputs(args.out, args.excel_out, args.emit_config, args.html_out)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
+    for name in ("train", "test"):
+        for line in candles.window_notes(getattr(args, f"{name}_start"), getattr(args, f"{name}_end"),
+                                         f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
@@ -185,11 +214,21 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
         rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS},
                      "spec_version": SPEC_VERSION, "fill_model": base.execution.fill_model})
-    res = pd.DataFrame(rows).sort_values("test_final_btc", ascending=False)
-    best = res.iloc[0]
-    print(f"best of {len(res)} trials (by test final BTC):")
+    res = pd.DataFrame(rows).sort_values(["test_final_btc", "test_turns"], ascending=[False, True], kind="stable")
+    # a trial with no turn in its test window holds BTC: it is no strategy and never the pick
+    # while any trial trades (none trades: no pick, no config unless --allow-no-trade)
+    trading = res[res["test_turns"] > 0]
+    pool = trading if not trading.empty or not args.allow_no_trade else res
+    best = pool.iloc[0] if not pool.empty else None
+    print(f"best of {len(res)} trials (by test final BTC; {len(res) - len(trading)} hold BTC with 0 test turns "
+          f"and are not eligible; figures chosen on the test window are in-sample for the pick):")
     print(res.head(5)[["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit",
                         "train_final_btc", "test_final_btc", "test_turns"]].to_string(index=False))
+    if best is None:
+        print(f"no pick: {no_trade_message(len(res))}", file=sys.stderr)
+    else:
+        print(f"pick: trial {int(best['trial'])}  test final {best['test_final_btc']:.6f} BTC  "
+              f"test turns {int(best['test_turns'])}")
     if args.out:
         with atomic_path(args.out) as tmp:
             res.to_csv(tmp, index=False)
@@ -210,15 +249,18 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                  "is out-of-sample for each trial, but the pick is the best test final, so its test figures are "
                  "in-sample for the pick: verify it on a later window"]
         frame = res.assign(basis_btc=base.risk.basis_btc)
-        layout = search_report(frame, searched_params(frame), "test_final_btc", best.name, None,
+        layout = search_report(frame, searched_params(frame), "test_final_btc", None if best is None else best.name, None,
                                "ethbtc_accum_bot.py optimize: random search", notes)
         size = write_html("ethbtc_accum_bot.py optimize report", layout, args.html_out)
         print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
-    if args.emit_config:
+    if args.emit_config and best is None:
+        return 1
+    if args.emit_config and best is not None:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
         cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"]),
-                         "spec_version": SPEC_VERSION})
+                         "spec_version": SPEC_VERSION,
+                         "chosen_on": [[str(w.df.index[0]), str(w.df.index[-1])] for w in (train, test)]})
         atomic_write_text(args.emit_config, cfg.to_json())
         print(f"  best config   -> {args.emit_config}")
     return 0
@@ -275,6 +317,8 @@ def build_parser() -> ArgumentParser:
     _add_common(bt, True)
     bt.add_argument("--start", help="window start (YYYY-MM-DD or ISO time, UTC)")
     bt.add_argument("--end", help="window end (a bare date includes that whole day)")
+    bt.add_argument("--prefer-cli", action="store_true",
+                    help="accepted for v1 command lines: flags always override the config (the v1 default)")
     o = bt.add_argument_group("outputs")
     o.add_argument("--out", help="per-bar CSV (SPEC R27)")
     o.add_argument("--trades-out", help="trades CSV (SPEC R28)")
@@ -291,7 +335,9 @@ def build_parser() -> ArgumentParser:
     op.add_argument("--seed", type=number(int, 0), default=0, help="random seed for reproducible searches (default 0)")
     op.add_argument("--out", help="CSV with one row per trial")
     op.add_argument("--excel-out", help="Excel with the trials")
-    op.add_argument("--emit-config", help="write the best trial as a config JSON")
+    op.add_argument("--emit-config", help="write the best trading trial as a config JSON")
+    op.add_argument("--allow-no-trade", action="store_true",
+                    help="when no trial trades in its test window, still emit the best BTC-holding one")
     op.add_argument("--html-out", help="self-contained HTML report: train vs test final, test final against "
                                        "each parameter, the pick (opens offline)")
     sub.add_parser("selftest", help="quick end-to-end check on generated data")

@@ -30,6 +30,7 @@ from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.errors import UserError
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
+from ethbtc.research import scoring
 
 if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
     from ethbtc.data import Candles
@@ -103,14 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     sheets: dict[str, pd.DataFrame] = {}
     interrupted = False
+    idle: list[str] = []  # intervals where no trial trades in its test window
     for candles in sets:
         m = candles.interval_minutes
         print(f"\n== {label(m)}: {len(candles.df)} bars ({candles.report.path})", file=sys.stderr, flush=True)
+        C.warn_outside(candles, spans)
         job = Job(base, candles, bnb, spans, space, C.penalties(args), args.n_random, args.seed, args.sampler,
                   args.threads, args.chunk_size, args.top_quantile, early=C.early_stop(args),
                   progress=not args.no_progress, to_config=Scaler(ref, m),
-                  label={"data": Path(candles.report.path).name, "ref_minutes": ref})
+                  label={"data": Path(candles.report.path).name, "ref_minutes": ref}, allow_idle=args.allow_no_trade)
         res = run_job(job)
+        for line in res.warnings:
+            print(f"warning: {label(m)}: {line}", file=sys.stderr)
+        if res.best is None and res.idle:
+            print(f"{label(m)}: no pick: {scoring.no_trade_message(len(res.frame))}", file=sys.stderr)
+            idle.append(label(m))
+            sheets[f"Trials {label(m)}"] = res.frame
+            if args.out_dir:
+                write_csv(res.frame, Path(args.out_dir) / f"trials_{label(m)}.csv")
+            continue
         if res.best is None:
             if res.interrupted:
                 interrupted = True
@@ -127,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_csv(res.frame, out / f"trials_{label(m)}.csv")
             meta = {"source": "multi_interval_opt.py", "data": candles.report.path, "interval": label(m),
                     "ref_interval": args.ref_interval, "train": list(spans["train"]), "test": list(spans["test"]),
+                    "chosen_on": res.chosen_on,
                     "seed": res.handle.seed, "trial": int(b["trial"]), "robust_score": float(b["robust_score"]),
                     "test_final_btc": float(b["test_final_btc"]), "penalties": job.penalties.as_dict()}
             emit_config(out / f"best_{label(m)}.json", base, row_params(b), m, meta)
@@ -135,8 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
     summary = pd.DataFrame(rows)
     if summary.empty:
+        if args.excel_out and sheets:
+            write_excel(args.excel_out, sheets)
         return 130 if interrupted else 1
     print(summary[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    print("  (each interval's pick is chosen on the test window: its test figures are in-sample for the pick)")
+    if idle:
+        print(f"  no pick on {', '.join(idle)}: no trial trades in the test window (see above)")
     if args.out:
         write_csv(summary, args.out)
         print(f"  summary CSV   -> {args.out}")

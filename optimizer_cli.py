@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
+from ethbtc.research import scoring
 
 if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
     from ethbtc.research.runner import Job, JobResult
@@ -69,16 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     space = C.search_space(args, base)
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
     spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
+    C.warn_outside(candles, spans)
     job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
               args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
-              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name})
+              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name},
+              allow_idle=args.allow_no_trade)
     train, test = candles.window(*spans["train"]), candles.window(*spans["test"])
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
     res = run_job(job)
     report(res, args)
     write_outputs(res, args, job)
-    return 130 if res.interrupted else 0
+    if res.interrupted:
+        return 130
+    return 1 if res.idle and res.best is None and args.emit_config else 0
 
 
 def report(res: JobResult, args: argparse.Namespace) -> None:
@@ -87,13 +92,23 @@ def report(res: JobResult, args: argparse.Namespace) -> None:
           f"{o.failed} failed) -- {o.reason.replace('_', ' ')}; seed {res.handle.seed}, sampler {args.sampler}")
     if o.errors:
         print(f"  first failure: {o.errors[0]}", file=sys.stderr)
-    if res.best is None:
+    if res.frame.empty:
         print("  no completed trials")
         return
+    for line in res.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(res.frame.head(5)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    idle = int((res.frame["test_turns"] == 0).sum())
+    if res.best is None:
+        print(f"no pick: {scoring.no_trade_message(len(res.frame))}", file=sys.stderr)
+        return
     b = res.best
+    hold = "  (holds BTC: --allow-no-trade)" if int(b["test_turns"]) == 0 else ""
     print(f"pick: trial {int(b['trial'])}  robust {b['robust_score']:.5f}  test final {b['test_final_btc']:.6f} BTC "
-          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}")
+          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}  "
+          f"(chosen on the test window: in-sample for the pick){hold}")
+    if idle:
+        print(f"  {idle} of {len(res.frame)} trials hold BTC (0 test turns) and were not eligible")
 
 
 def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
@@ -115,12 +130,13 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         write_html_report(res, args, job)
     if args.emit_config:
         if res.best is None:
-            print("  no completed trial: config not written", file=sys.stderr)
+            if not res.idle:
+                print("  no completed trial: config not written", file=sys.stderr)
             return
         b = res.best
         meta = {
             "source": "optimizer_cli.py", "data": str(args.data), "train": list(job.spans["train"]),
-            "test": list(job.spans["test"]), "seed": res.handle.seed, "sampler": args.sampler,
+            "test": list(job.spans["test"]), "chosen_on": res.chosen_on, "seed": res.handle.seed, "sampler": args.sampler,
             "study": res.handle.name, "storage": redact(args.storage), "trial": int(b["trial"]),
             "n_trials": len(res.frame), "robust_score": float(b["robust_score"]),
             "train_final_btc": float(b["train_final_btc"]), "test_final_btc": float(b["test_final_btc"]),

@@ -22,6 +22,7 @@ the candidate families' daily returns) and the deflated Sharpe ratio of the pick
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.errors import UserError
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
+from ethbtc.research import scoring
 
 if TYPE_CHECKING:  # the modules below load pandas/numba/Optuna: imported where used, after parsing
     import numpy as np
@@ -54,11 +56,17 @@ def build_parser() -> ArgumentParser:
     f.add_argument("--q-turnover", type=float, default=0.9, help="same for turnover (default 0.9; 1 = off)")
     f.add_argument("--penalty-turns", type=float, default=0.001, help="rank penalty per test turn (default 0.001)")
     f.add_argument("--penalty-fees", type=float, default=1.0, help="rank penalty per unit of fees/basis (default 1)")
-    f.add_argument("--penalty-turnover", type=float, default=0.0, help="rank penalty per unit of turnover/basis")
+    f.add_argument("--penalty-turnover", type=float, default=0.0,
+                   help="rank penalty per 100 units of turnover/basis (turnover 16 = 8 round trips of the account)")
     f.add_argument("--lb-bucket", type=int, default=24, help="trend lookback bucket width in bars (default 24)")
     f.add_argument("--cd-bucket", type=float, default=120, help="cooldown bucket width in minutes (default 120)")
-    f.add_argument("--band-round", type=float, default=0.005, help="round entry/exit bands to this step (default 0.005)")
-    f.add_argument("--step-round", type=float, default=0.1, help="round step_allocation to this step (default 0.1)")
+    f.add_argument("--band-round", type=float, default=0.005,
+                   help="round entry/exit bands to this step (default 0.005); an integer >= 1 is a number of "
+                        "decimal places (the v1 meaning: 4 = 0.0001)")
+    f.add_argument("--step-round", type=float, default=0.1,
+                   help="round step_allocation to this step (default 0.1); an integer >= 1 is decimal places")
+    f.add_argument("--strict-families", action="store_true",
+                   help="when no family recurs with these buckets, fail instead of coarsening them step by step")
     f.add_argument("--top-k", type=int, default=10, help="families shown; in walk-forward, survivors per fold (default 10)")
     f.add_argument("--min-occurs", type=int, default=2, help="a family must appear in this many runs (default 2)")
     f.add_argument("--require-costs", action="store_true", help="fail unless the runs carry fee/turnover columns")
@@ -97,7 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ethbtc.research import families as F
 
     check_outputs(args.out_csv, args.folds_out, args.oos_out, args.excel_out, args.emit_config, args.html_out)
-    rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, args.band_round, args.step_round)
+    band, note_b = F.decimal_places(args.band_round, "--band-round")
+    step, note_s = F.decimal_places(args.step_round, "--step-round")
+    for note in (note_b, note_s):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    rules = F.FamilyRules(args.lb_bucket, args.cd_bucket, band, step)
     pen = F.FamilyPenalties(args.penalty_turns, args.penalty_fees, args.penalty_turnover)
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
@@ -113,20 +126,51 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
 
     from ethbtc.config import load_config
     from ethbtc.research import families as F
+    from ethbtc.research.runner import chosen_on_spans
     from ethbtc.research.trials import row_params
 
     base = load_config(args.config, C.fee_model_overrides(args))
     raw = F.load_runs(args.runs)
+    n_runs = raw["run"].nunique()
+    if n_runs < args.min_occurs:
+        argv = [a for a in sys.argv[1:]]
+        if "--min-occurs" in argv:
+            i = argv.index("--min-occurs")
+            del argv[i:i + 2]
+        raise UserError(f"{n_runs} run(s) given but --min-occurs {args.min_occurs} keeps only families seen in "
+                        f"{args.min_occurs} runs: add optimizer runs (other seeds or windows), or pick within "
+                        f"the runs given: python wf_pick.py {' '.join(shlex.quote(a) for a in argv)} "
+                        f"--min-occurs {n_runs}")
     interval = F.check_single_interval(raw) or base.bar_minutes()
-    n_trials, n_families = len(raw), F.add_family_keys(raw, rules)["family"].nunique()
-    rows = F.add_family_keys(F.cost_filter(raw, args.q_fees, args.q_turnover, args.require_costs), rules)
-    fams = F.rank_families(rows, pen, args.min_occurs, args.require_var)
-    print(f"wf_pick: {n_trials} trials in {raw['run'].nunique()} runs, {len(rows)} after cost filters, "
+    n_trials = len(raw)
+    trading, n_idle = F.drop_idle(raw)
+    if "test_turns" in raw.columns and not (raw["test_turns"] > 0).any():
+        if not args.allow_no_trade:
+            raise UserError(scoring.no_trade_message(n_trials))
+        print(f"warning: no trial trades in its test window; --allow-no-trade: picking among {n_trials} "
+              "BTC-holding trials", file=sys.stderr)
+    elif n_idle:
+        print(f"wf_pick: {n_idle} of {n_trials} trials hold BTC (0 test turns) and are left out")
+    rows = F.cost_filter(trading, args.q_fees, args.q_turnover, args.require_costs)
+    asked = rules
+    if args.strict_families:
+        rows = F.add_family_keys(rows, rules)
+        fams = F.rank_families(rows, pen, args.min_occurs, args.require_var)
+    else:
+        rules, rows, fams = F.coarsen_until_recurring(rows, rules, pen, args.min_occurs, args.require_var,
+                                                        args.top_k)
+    n_families = F.add_family_keys(trading, rules)["family"].nunique()
+    if rules != asked and not fams.empty:
+        print(f"note: no family recurs in >= {args.min_occurs} runs with {F.rules_flags(asked)}; families "
+              f"matched with the finest coarser buckets where {len(fams)} do: {F.rules_flags(rules)} "
+              f"(--strict-families to refuse instead)", file=sys.stderr)
+    print(f"wf_pick: {n_trials} trials in {raw['run'].nunique()} runs, {len(rows)} trading after cost filters, "
           f"{n_families} families, {len(fams)} seen in >= {args.min_occurs} runs")
     if fams.empty:
         raise UserError(f"no family appears in at least {args.min_occurs} runs"
                         f"{' with two members' if args.require_var else ''}; try --min-occurs 1 or coarser buckets")
     print(fams.head(args.top_k)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    print("  (families are ranked on the runs' test windows: these figures are in-sample for the pick)")
     if not 0 <= args.family_index < len(fams):
         raise UserError(f"--family-index {args.family_index} is out of range (0..{len(fams) - 1})")
     chosen = fams.iloc[args.family_index]
@@ -141,7 +185,8 @@ def pick_from_runs(args: argparse.Namespace, rules: F.FamilyRules, pen: F.Family
     meta = {"source": "wf_pick.py", "runs": [Path(r).name for r in args.runs], "family": chosen["family"],
             "family_rank": args.family_index, "family_stats": _plain(chosen.to_dict()),
             "representative": {"run": rep["run"], "trial": _plain(rep.get("trial"))},
-            "rules": F.rules_dict(rules, pen), "min_occurs": args.min_occurs, **report}
+            "rules": F.rules_dict(rules, pen), "min_occurs": args.min_occurs,
+            "chosen_on": chosen_on_spans(raw), **report}
     sheets = {"Families": fams, "Members": rows[rows["family"] == chosen["family"]]}
     finish(args, base, row_params(rep), interval, meta, fams, sheets, report)
     if args.html_out:
@@ -182,6 +227,8 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     C.check_search_flags(args)
     base = load_config(args.config, C.fee_model_overrides(args))
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
+    for line in candles.window_notes(args.start, args.end):
+        print(f"warning: {line}", file=sys.stderr)
     candles = candles.window(args.start, args.end)
     last_close = candles.df.index[-1] + pd.Timedelta(minutes=candles.interval_minutes)
     folds = W.make_folds(candles.df.index[0], last_close, args.train_days, args.test_days,
@@ -215,6 +262,7 @@ def walk_forward(args: argparse.Namespace, rules: F.FamilyRules, pen: F.FamilyPe
     meta = {"source": "wf_pick.py --walk-forward", "data": str(args.data), "seed": args.seed,
             "folds": {"train_days": args.train_days, "test_days": args.test_days,
                       "step_days": args.step_days or args.test_days, "val_frac": args.val_frac, "n": len(folds)},
+            "chosen_on": [[str(candles.df.index[0]), str(candles.df.index[-1])]],
             "family": wf.pick_family, "folds_survived": int(surv["folds_survived"]), "oos": stats,
             "complete": not wf.interrupted,
             "rules": F.rules_dict(rules, pen), **report}

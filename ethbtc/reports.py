@@ -39,6 +39,8 @@ def fmt_summary(s: dict[str, Any]) -> str:
         ("time in ETH", f"{s['time_in_eth'] * 100:.1f}%  (avg weight {s['avg_eth_weight']:.3f})"),
         ("data gaps", f"{s['gaps']} ({s['missing_bars']} missing bars)"),
     ]
+    if s.get("sample"):
+        rows.insert(0, ("sample", str(s["sample"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 

@@ -138,7 +138,7 @@ def test_the_script_continues_the_session_with_once(replayed: dict[str, Any]) ->
     after = json.loads((folder / "state.json").read_text())
     bar = replayed["candles"].df.index[N_BARS - 2]
     assert after["last_bar_open_ms"] == bar.value // 1_000_000 == before["last_bar_open_ms"] + 900_000
-    assert after["session_start_w"] == before["session_start_w"]
+    assert after["session_start_W"] == before["session_start_W"]  # the v3 manual's name (issue 13)
     row = pd.read_csv(folder / "decisions_log.csv").iloc[-1]
     bt = run_backtest(cfg, replayed["candles"]).bars.loc[bar]
     dust = (row["reason"], bt["reason"]) == ("min_trade", "hold") and row["w_cur"] < DUST_W  # lot-step dust left

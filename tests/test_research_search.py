@@ -185,7 +185,7 @@ def test_trial_seeded_sampler_depends_only_on_seed_and_trial_number():
 def test_robust_score_formula_is_relative_to_basis():
     pen = scoring.Penalties(lambda_turns=0.1, turns_scale=5, gap_penalty=0.5, lambda_fees=2.0, lambda_turnover=0.01)
     # relative: train 1.3, test 1.1, 10 turns, fees 0.02, turnover 3
-    want = 1.1 - 0.1 * (10 / 5) - 0.5 * (1.3 - 1.1) - 2.0 * 0.02 - 0.01 * 3
+    want = 1.1 - 0.1 * (10 / 5) - 0.5 * (1.3 - 1.1) - 2.0 * 0.02 - 0.01 * 3 / 100  # turnover per 100 basis
     for basis in (1.0, 0.16, 25.0):
         got = scoring.robust_score(1.3 * basis, 1.1 * basis, 10, 0.02 * basis, 3 * basis, basis, pen)
         assert got == pytest.approx(want)
@@ -213,3 +213,34 @@ def test_storage_urls_are_redacted():
     assert redact("postgresql://bob:s3cret@db.example:5432/optuna") == "postgresql://bob:***@db.example:5432/optuna"
     assert redact("sqlite:///out/x.db") == "sqlite:///out/x.db"
     assert redact(None) is None
+
+
+def test_selection_never_picks_a_trial_without_test_turns_while_one_trades():
+    """Issue 13: a trial with 0 turns in its test window holds BTC; it is not a strategy."""
+    df = pd.DataFrame({
+        "trial": range(4),
+        "test_final_btc": [1.0, 1.0, 0.98, 1.01],
+        "robust_score": [1.0, 1.0, 0.9, 0.5],
+        "test_turns": [0, 0, 4, 2],
+    })
+    assert scoring.select_best(df, 0.2) == 3  # best trading trial, although idle ones score higher
+    idle = df.assign(test_turns=0)
+    assert scoring.select_best(idle, 0.2) is None
+    assert scoring.select_best(idle, 0.2, allow_idle=True) == 3
+    assert "--allow-no-trade" in scoring.no_trade_message(4)
+
+
+def test_dominating_penalty_term_is_named_with_the_lambda_that_balances_it():
+    rng = np.random.default_rng(0)
+    n = 50
+    df = pd.DataFrame({
+        "trial": range(n), "basis_btc": 0.16, "train_final_btc": 0.16, "test_turns": 10,
+        "test_final_btc": 0.16 * (1 + rng.normal(0, 0.03, n)), "test_fees_btc": 0.16 * 0.008,
+        "test_turnover_btc": 0.16 * 8.0,  # 8 account-sized trades (real 15m median)
+    })
+    heavy = scoring.Penalties(lambda_turns=0, gap_penalty=0, lambda_fees=0, lambda_turnover=100.0)
+    lines = scoring.dominance_warnings(scoring.add_scores(df, heavy), heavy, 0.5)
+    assert len(lines) == 1 and lines[0].startswith("penalty term turnover (--lambda-turnover 100)")
+    assert "would make it as large as that spread" in lines[0]
+    manual = scoring.Penalties(2.0, 800, 0.35, 2.0, 1.0)  # the v1 manual's lambdas tip, not decide
+    assert scoring.dominance_warnings(scoring.add_scores(df, manual), manual, 0.5) == []

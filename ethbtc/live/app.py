@@ -79,8 +79,12 @@ def build_parser() -> ArgumentParser:
                    help="closed bars of history to keep (raised to what the indicators need; default 1000)")
     p.add_argument("--taker-fallback", action=argparse.BooleanOptionalAction, default=None,
                    help="send the unfilled rest as MARKET after the ttl (config execution.taker_fallback)")
-    p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json", help="state file (R34)")
-    p.add_argument("--trades-csv", help="trade ledger (default: trades_log.csv beside the state file)")
+    p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json",
+                   help="state file (R34; default: $STATE_FILE, else run_state/state.json). An absolute path under a "
+                        "top-level folder that does not exist is refused (/data is the container's volume, not a "
+                        "host folder)")
+    p.add_argument("--trades-csv", default=env.get("TRADES_CSV") or None,
+                   help="trade ledger (default: $TRADES_CSV, else trades_log.csv beside the state file)")
     p.add_argument("--decisions-csv", help="per-bar decision journal (default: decisions_log.csv beside the state)")
     p.add_argument("--once", action="store_true", help="one iteration (decide any newly closed bar), then exit")
     p.add_argument("--max-bars", type=_count, help="exit after deciding this many bars (rehearsals)")
@@ -147,6 +151,18 @@ def connect(mode: str, url: str, symbol: str, interval: str, args: argparse.Name
     return ex
 
 
+def check_state_folder(state_path: Path) -> None:
+    """An absolute state path in a folder that does not exist is the container's path used on the
+    host (the v3 .env's STATE_FILE=/data/state.json): creating /data would need root, and a state
+    there is not the one the container keeps. One line that says so, instead of creating it."""
+    folder = state_path.parent
+    missing_top = state_path.is_absolute() and len(folder.parts) > 1 and not Path(*folder.parts[:2]).exists()
+    if missing_top:  # e.g. /data on a host: only the container has it (deeper new folders are created)
+        raise UserError(f"state folder {folder} does not exist (state file {state_path}); /data/state.json is the "
+                        "path inside the Docker container, where ./run_state is mounted: on this machine use "
+                        "STATE_FILE=run_state/state.json (or --state run_state/state.json), or create the folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     load_env()
     args = build_parser().parse_args(argv)
@@ -157,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, interval = resolve_config(args)
     url = resolve_base_url(mode, os.environ.get("BINANCE_BASE_URL"))
     state_path = Path(args.state)
+    check_state_folder(state_path)
     trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
     decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
     check_outputs(state_path, trades_csv, decisions_csv)  # bad paths fail before the exchange is touched

@@ -20,11 +20,20 @@ if TYPE_CHECKING:
     from .optuna_search import EarlyStop
     from .space import Space
 
-SCORING_HELP = """Robust score (all BTC figures divided by basis_btc, costs from the test window):
+SCORING_HELP = """Robust score (every term a share of the account: BTC figures divided by basis_btc;
+costs from the test window):
   test_final - lambda_turns*(test_turns/turns_scale) - gap_penalty*max(0, train_final - test_final)
-  - lambda_fees*test_fees - lambda_turnover*test_turnover
-Selection: trials whose test_final_btc is in the best --top-quantile fraction; best robust score
-(ties: fewer test turns)."""
+  - lambda_fees*test_fees - lambda_turnover*(test_turnover/100)
+Units: test_final 1.05 = +5 %; test_fees 0.01 = 1 % of the account paid in fees; test_turnover =
+traded notional / basis (8 round trips of the whole account = 16), counted per 100. The manual's
+--lambda-turns 2 --turns-scale 800 --lambda-fees 2 --lambda-turnover 1 thus charges a trial with
+12 turns, fees 0.8 % and turnover 8 about 0.03 + 0.016 + 0.08: costs tip the balance between
+comparably good trials. A term that typically exceeds 10x the spread of the top trials' test
+results is named in a warning with the lambda that would balance it.
+Selection: a trial with 0 turns in its test window holds BTC and is never picked while any trial
+trades (none trades: no pick, no config, unless --allow-no-trade); among the trading trials,
+those whose test_final_btc is in the best --top-quantile fraction; best robust score (ties:
+fewer test turns)."""
 
 
 def add_data_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -95,7 +104,9 @@ def add_scoring_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda-fees", type=float, default=d.lambda_fees, help=f"default {d.lambda_fees}")
     g.add_argument("--lambda-turnover", type=float, default=d.lambda_turnover, help=f"default {d.lambda_turnover}")
     g.add_argument("--top-quantile", type=float, default=0.2,
-                   help="fraction of trials (by test final BTC) the pick is taken from (default 0.2)")
+                   help="fraction of trading trials (by test final BTC) the pick is taken from (default 0.2)")
+    g.add_argument("--allow-no-trade", action="store_true",
+                   help="when no trial trades in its test window, still pick (and emit) the best BTC-holding one")
 
 
 def penalties(args: argparse.Namespace) -> scoring.Penalties:
@@ -140,6 +151,13 @@ def load_base(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
     from ..config import load_config
 
     return load_config(args.config, fee_model_overrides(args) | (overrides or {}))
+
+
+def warn_outside(candles: Candles, spans: dict[str, tuple[str | None, str | None]]) -> None:
+    """One warning line per train/test bound outside the data (the window is clipped to it)."""
+    for name, (start, end) in spans.items():
+        for line in candles.window_notes(start, end, f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def load_data(path: str, interval: int | None, bnb_path: str | None = None) -> tuple[Candles, Candles | None]:

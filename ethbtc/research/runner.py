@@ -52,6 +52,7 @@ class Job:
     fail_stale_minutes: float | None = None
     to_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     label: dict[str, Any] = field(default_factory=dict)  # extra fingerprint/provenance (data path ...)
+    allow_idle: bool = False  # may the pick be a trial without a turn in its test window (holds BTC)?
 
 
 @dataclass
@@ -61,10 +62,33 @@ class JobResult:
     outcome: SearchOutcome
     handle: StudyHandle
     bar_minutes: int
+    warnings: list[str] = field(default_factory=list)  # penalty terms that decide the pick alone
+
+    @property
+    def chosen_on(self) -> list[list[str]]:
+        """The [first bar, last bar] spans the pick was chosen on (train and test windows)."""
+        return chosen_on_spans(self.frame)
+
+    @property
+    def idle(self) -> bool:
+        """No completed trial trades in its test window (so there is no pick, or an allowed idle one)."""
+        return not self.frame.empty and not bool(scoring.trading(self.frame).any())
 
     @property
     def interrupted(self) -> bool:
         return self.outcome.reason in ("interrupted", "aborted")
+
+
+def chosen_on_spans(frame: pd.DataFrame) -> list[list[str]]:
+    """Distinct [start, end] bar spans recorded in trial rows (``train_start`` ... ``test_end``)."""
+    spans: list[list[str]] = []
+    for name in ("train", "test"):
+        a, b = f"{name}_start", f"{name}_end"
+        if a in frame.columns and b in frame.columns:
+            for x, y in frame[[a, b]].dropna().drop_duplicates().itertuples(index=False):
+                if [str(x), str(y)] not in spans:
+                    spans.append([str(x), str(y)])
+    return spans
 
 
 def prepare_windows(job: Job) -> dict[str, Window]:
@@ -108,12 +132,20 @@ def run_job(job: Job) -> JobResult:
                              lambda m: scoring.score_metrics(m, basis, job.penalties), job.chunk_size,
                              job.early, job.progress, tag, job.fail_stale_minutes)
     frame = study_frame(handle.study, bar_minutes, basis, job.base.execution.fill_model)
+    for name, w in windows.items():  # which bars each figure comes from (wf_pick and backtest labels)
+        frame[f"{name}_start"], frame[f"{name}_end"] = str(w.candles.df.index[0]), str(w.candles.df.index[-1])
     best = None
+    warnings: list[str] = []
     if not frame.empty:
         frame = order_rows(scoring.add_scores(frame, job.penalties))
-        frame["in_top_quantile"] = scoring.top_quantile_mask(frame["test_final_btc"], job.top_quantile)
-        label = scoring.select_best(frame, job.top_quantile)
+        pool = scoring.candidates(frame, job.allow_idle)
+        frame["in_top_quantile"] = False
+        if not pool.empty:
+            frame.loc[pool.index, "in_top_quantile"] = scoring.top_quantile_mask(pool["test_final_btc"],
+                                                                                   job.top_quantile)
+        label = scoring.select_best(frame, job.top_quantile, job.allow_idle)
         frame["selected"] = frame.index == label
-        best = frame.loc[label]
-    return JobResult(frame, best, outcome, handle, bar_minutes)
+        best = None if label is None else frame.loc[label]
+        warnings = scoring.dominance_warnings(frame, job.penalties, job.top_quantile)
+    return JobResult(frame, best, outcome, handle, bar_minutes, warnings)
 
