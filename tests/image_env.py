@@ -386,9 +386,12 @@ def make_checkout(env_text: str) -> Path:
 def cleanup() -> list[str]:
     """Remove this project's containers, volumes and networks and the image tags this tool created."""
     done = []
-    for name in containers():
-        podman("rm", "-f", "-t", "5", name, check=False)
-        done.append(f"container {name}")
+    for _ in range(3):  # --depend: compose's depends_on made containers that require others
+        names = containers()
+        if not names:
+            break
+        podman("rm", "-f", "--depend", "-t", "5", *names, check=False)
+        done += [f"container {n}" for n in names if n not in containers()]
     vols = podman("volume", "ls", "-q", "--filter", f"label=io.podman.compose.project={PROJECT}", check=False)
     for vol in vols.stdout.split():
         podman("volume", "rm", "-f", vol, check=False)

@@ -244,7 +244,24 @@ def stack_logs(since: float, until: float) -> str:
 
 
 class TestPaperStack:
-    def test_1a_trades_answers_on_the_host_and_is_scraped(self, paper: dict[str, Any]) -> None:
+    def test_1a_bot_turns_healthy_by_its_own_healthcheck(self, paper: dict[str, Any]) -> None:
+        bot, spec = ie.container("bot"), merged_services(*PAPER_FILES)["bot"]
+        test = ie.inspect(bot)["Config"]["Healthcheck"]["Test"]
+        assert test == spec["healthcheck"]["test"], (
+            "the runtime got another healthcheck than `docker compose` gives the bot (podman-compose "
+            f"appends list values of -f overlays, healthcheck.test among them): {test}")
+        wait_for("the bot's HEALTHCHECK passing",
+                 300, lambda: ie.podman("healthcheck", "run", bot, check=False).returncode == 0, every=5)
+        healthy_at = time.time()
+        timed("paper: up -> bot healthy", paper["up"])
+        assert ie.inspect(bot)["State"]["Health"]["Status"] == "healthy"
+        time.sleep(max(0.0, healthy_at + 60 - time.time()))
+        log = ie.WORK / "paper_first_healthy_minute.log"
+        log.write_text(stack_logs(healthy_at, healthy_at + 60))
+        ie.note(f"the paper stack's first healthy minute: {log}")
+        assert ie.podman("healthcheck", "run", bot, check=False).returncode == 0
+
+    def test_1b_trades_answers_on_the_host_and_is_scraped(self, paper: dict[str, Any]) -> None:
         def metrics() -> tuple[int, str] | None:
             try:
                 return http("http://127.0.0.1:9109/metrics")
@@ -284,23 +301,6 @@ class TestPaperStack:
         (ie.WORK / "paper_first_minute.log").write_text(stack_logs(paper["up_wall"], paper["up_wall"] + 60))
         bot = ie.container("bot")
         assert "Traceback" not in ie.podman("logs", bot).stdout + ie.podman("logs", bot).stderr
-
-    def test_1b_bot_turns_healthy_by_its_own_healthcheck(self, paper: dict[str, Any]) -> None:
-        bot, spec = ie.container("bot"), merged_services(*PAPER_FILES)["bot"]
-        test = ie.inspect(bot)["Config"]["Healthcheck"]["Test"]
-        assert test == spec["healthcheck"]["test"], (
-            "the runtime got another healthcheck than `docker compose` gives the bot (podman-compose "
-            f"appends list values of -f overlays, healthcheck.test among them): {test}")
-        wait_for("the bot's HEALTHCHECK passing",
-                 300, lambda: ie.podman("healthcheck", "run", bot, check=False).returncode == 0, every=5)
-        healthy_at = time.time()
-        timed("paper: up -> bot healthy", paper["up"])
-        assert ie.inspect(bot)["State"]["Healthcheck"]["Status"] == "healthy"
-        time.sleep(max(0.0, healthy_at + 60 - time.time()))
-        log = ie.WORK / "paper_first_healthy_minute.log"
-        log.write_text(stack_logs(healthy_at, healthy_at + 60))
-        ie.note(f"the paper stack's first healthy minute: {log}")
-        assert ie.podman("healthcheck", "run", bot, check=False).returncode == 0
 
     def test_2_bot_runs_as_uid_1000_on_a_read_only_root(self, paper: dict[str, Any]) -> None:
         bot = ie.container("bot")
