@@ -31,6 +31,7 @@ user's ``ethbtc``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -438,7 +439,21 @@ def run(argv: Sequence[str]) -> int:
     t_start = time.monotonic()
     try:
         install_tools()
-        WORK.mkdir(parents=True, exist_ok=True)
+    except CannotRun as exc:
+        say(f"{exc}{' (IMAGE_TEST=skip: not failing)' if skip_ok else ''}")
+        return 0 if skip_ok else 1
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            say(f"another make image-test is running on this machine ({WORK / 'lock'})")
+            return 1
+        return _locked_run(argv, skip_ok, t_start)
+
+
+def _locked_run(argv: Sequence[str], skip_ok: bool, t_start: float) -> int:
+    try:
         cleanup()  # what an interrupted run left
         rec = records()
         rec.update(timings=[], notes=[], dangling_before=dangling_images())
