@@ -403,10 +403,13 @@ def cleanup() -> list[str]:
             podman("network", "rm", "-f", net, check=False)
             done.append(f"network {net}")
     rec = records()
-    for ref in [PROJECT_IMAGE, *rec.get("extra_images", []), *reversed(rec["images"])]:
-        if ref in rec["images"] or ref == PROJECT_IMAGE or ref in rec.get("extra_images", []):
-            if image_exists(ref) and podman("rmi", "-f", ref, check=False).returncode == 0:
-                done.append(f"image {ref}")
+    # stand-ins carry our label: also those of an interrupted run that had not recorded them yet
+    labelled = podman("images", "--filter", f"label={STANDIN_LABEL}", "--format", "{{.Repository}}:{{.Tag}}",
+                      check=False).stdout.split()
+    for ref in dict.fromkeys([PROJECT_IMAGE, *rec.get("extra_images", []), *reversed(rec["images"]),
+                              *sorted(labelled, key=lambda r: r == BASE)]):
+        if image_exists(ref) and podman("rmi", "-f", ref, check=False).returncode == 0:
+            done.append(f"image {ref}")
     removed = []
     while True:  # untagged build-cache images this run made; parents turn dangling once children go
         round_ = [i for i in dangling_images() if i not in set(rec.get("dangling_before", []))
