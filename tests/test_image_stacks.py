@@ -67,9 +67,12 @@ def wait_for(what: str, timeout: float, probe: Any, every: float = 2.0) -> Any:
         time.sleep(every)
 
 
-def sim_get(path: str) -> Any:
+def sim_get(path: str, post: dict[str, Any] | None = None) -> Any:
     """An unsigned /sim control endpoint; the simulator answers those only to its own localhost."""
-    code = f"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8765{path}',timeout=10).read().decode())"
+    data = "None" if post is None else repr(json.dumps(post).encode())
+    code = ("import urllib.request;print(urllib.request.urlopen(urllib.request.Request("
+            f"'http://127.0.0.1:8765{path}',data={data},headers={{'Content-Type':'application/json'}}),"
+            "timeout=10).read().decode())")
     return json.loads(ie.podman("exec", ie.container("sim"), "python", "-c", code).stdout)
 
 
@@ -275,6 +278,9 @@ class TestPaperStack:
         wait_for("a fill in the bot's trade ledger", 120, lambda: csv_rows(state_dir / "trades_log.csv"), every=5)
         timed("paper: up -> first fill in both ledgers", paper["up"])
 
+        # three 503s from the exchange, so the dashboard's error panels have something to show
+        # (a clean run has no ethbtc_api_errors_total series at all)
+        sim_get("/sim/faults", post={"error_5xx": 1.0, "max_faults": 3})
         prom = HostPrometheus()
 
         def bot_target_up() -> bool:
