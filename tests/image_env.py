@@ -474,6 +474,7 @@ def _locked_run(argv: Sequence[str], skip_ok: bool, t_start: float) -> int:
     finally:
         t0 = time.monotonic()
         removed = cleanup()
+        shutil.rmtree(WORK / "checkout", ignore_errors=True)  # the copy with the canary .env
         timing("cleanup", time.monotonic() - t0, f"{len(removed)} removed")
     rec = records()
     say("timings:")
