@@ -351,7 +351,7 @@ class TestPaperStack:
         assert info["State"]["ExitCode"] == 0, ie.podman("logs", "--tail", "20", bot).stderr
         assert sim_get("/sim/state")["openOrders"] == 0, "an order was left open on the exchange"
         saved = json.loads((state_dir / "state.json").read_text())
-        assert saved["session_start_w"] == before["session_start_w"]
+        assert saved["session_start_W"] == before["session_start_W"]
         assert saved["last_bar_open_ms"] >= before["last_bar_open_ms"]
         ie.compose(PAPER_FILES, "down", "bot", profile=PROFILE)
         assert ie.containers("bot") == []
@@ -365,8 +365,8 @@ class TestPaperStack:
         assert "new session" not in logs, "up started a new session instead of resuming"
         ie.compose(PAPER_FILES, "stop", "bot", profile=PROFILE)
         after = json.loads((state_dir / "state.json").read_text())
-        assert (after["session_start_w"], after["session_start_time"]) == \
-            (before["session_start_w"], before["session_start_time"])
+        assert (after["session_start_W"], after["session_start_time"]) == \
+            (before["session_start_W"], before["session_start_time"])
         bars = [r["bar_open_ms"] for r in csv_rows(state_dir / "decisions_log.csv")]
         assert len(bars) == len(set(bars)), "a bar was decided twice across the restart"
         assert bars == sorted(bars, key=int)
