@@ -16,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ETHBTC_CONTAINER=1 \
     MODE=dry \
     STATE_FILE=/data/state.json \
-    METRICS_PORT=9109
+    METRICS_PORT=9109 \
+    METRICS_ADDR=0.0.0.0
 
 # Unprivileged user; /data (state, trade ledger) is the only place the bot writes besides /tmp.
 RUN groupadd --gid 1000 bot \

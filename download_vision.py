@@ -15,13 +15,14 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ethbtc.cli import ArgumentParser, http_url, number, run_main
+from ethbtc.endpoints import VISION_ARCHIVE_URL as DEFAULT_BASE_URL
 from ethbtc.errors import UserError
-from ethbtc.httpfetch import Fetcher
-from ethbtc.klines import write_klines
-from ethbtc.vision import DEFAULT_BASE_URL, ArchiveCache, check_symbol, parse_range, vision_interval
-from ethbtc.vision_download import IntervalResult, check_all_found, download
+
+if TYPE_CHECKING:  # pandas/requests load after parsing (``--help`` stays instant)
+    from ethbtc.vision_download import IntervalResult
 
 CACHE_DIR = "vision_cache"
 
@@ -47,6 +48,11 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.httpfetch import Fetcher
+    from ethbtc.klines import write_klines
+    from ethbtc.vision import ArchiveCache, check_symbol, parse_range, vision_interval
+    from ethbtc.vision_download import check_all_found, download
+
     symbol = check_symbol(args.symbol)
     intervals = list(dict.fromkeys(vision_interval(t) for a in args.intervals for t in a.split(",") if t.strip()))
     if not intervals:

@@ -16,22 +16,29 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ethbtc.backtest import BacktestResult, prepare_bnb, run_backtest
 from ethbtc.cli import ArgumentParser, number, run_main
-from ethbtc.config import Config, build_config, load_config
-from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
-from ethbtc.fileio import atomic_path, atomic_write_text, check_outputs
-from ethbtc.reports import fmt_summary, write_bars_csv, write_excel, write_json, write_trades_csv
-from ethbtc.search import Window, evaluate, sample
-from ethbtc.strategy import Decision, EthBtcStrategy
+from ethbtc.fileio import check_outputs
+
+if TYPE_CHECKING:
+    from ethbtc.backtest import BacktestResult
+    from ethbtc.config import Config
+    from ethbtc.data import Candles
+    from ethbtc.strategy import Decision, EthBtcStrategy
 
 __all__ = ["EthBtcStrategy", "Decision", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EthBtcStrategy`` and ``Decision`` are imported on first use (``--help`` stays instant:
+    pandas and numba load only when a command needs them)."""
+    if name in ("EthBtcStrategy", "Decision"):
+        from ethbtc import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # CLI flag -> config key (flags override the file where given)
 STRATEGY_FLAGS: list[tuple[str, str, type, str]] = [
@@ -74,7 +81,12 @@ def _add_common(p: argparse.ArgumentParser, strategy_knobs: bool) -> None:
     f = p.add_argument_group("fees and slippage (override the config)")
     for flag, key, typ, text in FEE_FLAGS:
         f.add_argument(flag, dest=key, type=typ, help=text)
-    f.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    m = f.add_mutually_exclusive_group()
+    m.add_argument("--pay-fees-in-bnb", action="store_true",
+                   help="pay fees in BNB at the discount (SPEC R23; without --start-bnb the wallet is assumed funded)")
+    m.add_argument("--no-bnb", action="store_true", help="do not pay fees in BNB (full rate, received asset)")
+    f.add_argument("--start-bnb", type=number(float, 0.0), metavar="BNB",
+                   help="finite BNB fee wallet at start (needs --bnb-data; 0 = assumed kept funded, SPEC R23)")
 
 
 def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]:
@@ -84,10 +96,16 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
         out["basis_btc"] = args.basis_btc
     if args.no_bnb:
         out["pay_fees_in_bnb"] = False
+    if args.pay_fees_in_bnb:
+        out["pay_fees_in_bnb"] = True
+    if args.start_bnb is not None:
+        out["start_bnb"] = args.start_bnb
     return out
 
 
 def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles | None]:
+    from ethbtc.data import load_candles
+
     candles = load_candles(args.data, cfg.bar_minutes())
     for line in candles.report.warnings():
         print(f"warning: data: {line}", file=sys.stderr)
@@ -96,22 +114,53 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out)
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import load_config
+    from ethbtc.data import Candles
+    from ethbtc.reports import fmt_summary
+
+    check_outputs(args.out, args.trades_out, args.json_out, args.excel_out, args.html_out)
     cfg = load_config(args.config, _overrides(args, True))
     candles, bnb = load_inputs(args, cfg)
+    for line in candles.window_notes(args.start, args.end):
+        print(f"warning: {line}", file=sys.stderr)
     window = candles.window(args.start, args.end)
     if len(window.df) < 2:
         raise UserError("the date window holds fewer than 2 bars")
     bnb_w = bnb if bnb is None else Candles(bnb.df, bnb.interval_minutes, bnb.report)
     result = run_backtest(cfg, window, bnb_w)
+    result.summary["sample"] = sample_label(cfg.meta, window)
     print(f"ETH/BTC backtest  config={args.config or '(defaults)'}  data={args.data}")
     print("  parameters: " + ", ".join(f"{k}={v}" for k, v in cfg.flat().items()))
     print(fmt_summary(result.summary))
-    _write_outputs(args, result)
+    _write_outputs(args, result, window)
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
+def sample_label(meta: dict[str, Any], window: Candles) -> str:
+    """Is this backtest in-sample or out-of-sample for its config? Read from the config's
+    ``meta.chosen_on`` spans (written by the optimisers and wf_pick)."""
+    import pandas as pd
+
+    spans = meta.get("chosen_on") if isinstance(meta, dict) else None
+    if not spans:
+        return "unknown: the config does not record the data it was chosen on"
+    lo, hi = window.df.index[0], window.df.index[-1]
+    try:
+        seen = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
+    except (TypeError, ValueError):
+        return "unknown: the config's meta.chosen_on is not a list of [start, end] times"
+    overlap = [(a, b) for a, b in seen if a <= hi and b >= lo]
+    if not overlap:
+        first, last = min(a for a, _ in seen), max(b for _, b in seen)
+        return f"out-of-sample (the config was chosen on {first:%Y-%m-%d}..{last:%Y-%m-%d}, outside this window)"
+    a, b = min(x for x, _ in overlap), max(y for _, y in overlap)
+    return f"in-sample (this window overlaps {a:%Y-%m-%d}..{b:%Y-%m-%d}, which the config was chosen on)"
+
+
+def _write_outputs(args: argparse.Namespace, result: BacktestResult, window: Candles) -> None:
+    from ethbtc.reports import write_bars_csv, write_excel, write_json, write_trades_csv
+
     if args.out:
         write_bars_csv(result, args.out)
         print(f"  per-bar CSV   -> {args.out}")
@@ -124,12 +173,31 @@ def _write_outputs(args: argparse.Namespace, result: BacktestResult) -> None:
     if args.excel_out:
         write_excel(result, args.excel_out)
         print(f"  Excel report  -> {args.excel_out}")
+    if args.html_out:
+        from ethbtc.htmlreport import write_backtest_html  # bokeh loads only when asked for
+
+        size = write_backtest_html(result, args.html_out, window.report)
+        print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    check_outputs(args.out, args.excel_out, args.emit_config)
+    import numpy as np
+    import pandas as pd
+
+    from ethbtc.backtest import prepare_bnb
+    from ethbtc.config import build_config, load_config
+    from ethbtc.fileio import atomic_path, atomic_write_text
+    from ethbtc.kernel import SPEC_VERSION
+    from ethbtc.research.scoring import no_trade_message
+    from ethbtc.search import Window, evaluate, sample
+
+    check_outputs(args.out, args.excel_out, args.emit_config, args.html_out)
     base = load_config(args.config, _overrides(args, False))
     candles, bnb = load_inputs(args, base)
+    for name in ("train", "test"):
+        for line in candles.window_notes(getattr(args, f"{name}_start"), getattr(args, f"{name}_end"),
+                                         f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
     train, test = candles.window(args.train_start, args.train_end), candles.window(args.test_start, args.test_end)
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
@@ -144,12 +212,23 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         params = sample(rng)
         cfg = build_config(flat | params)
         tr, te = evaluate(cfg, w_train), evaluate(cfg, w_test)
-        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS}})
-    res = pd.DataFrame(rows).sort_values("test_final_btc", ascending=False)
-    best = res.iloc[0]
-    print(f"best of {len(res)} trials (by test final BTC):")
+        rows.append({"trial": i, **params, **{f"train_{k}": tr[k] for k in _METRICS}, **{f"test_{k}": te[k] for k in _METRICS},
+                     "spec_version": SPEC_VERSION, "fill_model": base.execution.fill_model})
+    res = pd.DataFrame(rows).sort_values(["test_final_btc", "test_turns"], ascending=[False, True], kind="stable")
+    # a trial with no turn in its test window holds BTC: it is no strategy and never the pick
+    # while any trial trades (none trades: no pick, no config unless --allow-no-trade)
+    trading = res[res["test_turns"] > 0]
+    pool = trading if not trading.empty or not args.allow_no_trade else res
+    best = pool.iloc[0] if not pool.empty else None
+    print(f"best of {len(res)} trials (by test final BTC; {len(res) - len(trading)} hold BTC with 0 test turns "
+          f"and are not eligible; figures chosen on the test window are in-sample for the pick):")
     print(res.head(5)[["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit",
                         "train_final_btc", "test_final_btc", "test_turns"]].to_string(index=False))
+    if best is None:
+        print(f"no pick: {no_trade_message(len(res))}", file=sys.stderr)
+    else:
+        print(f"pick: trial {int(best['trial'])}  test final {best['test_final_btc']:.6f} BTC  "
+              f"test turns {int(best['test_turns'])}")
     if args.out:
         with atomic_path(args.out) as tmp:
             res.to_csv(tmp, index=False)
@@ -158,10 +237,30 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         with atomic_path(args.excel_out) as tmp:
             res.to_excel(tmp, index=False, sheet_name="Trials")
         print(f"  Excel report  -> {args.excel_out}")
-    if args.emit_config:
+    if args.html_out:
+        from ethbtc.htmlreport import (  # bokeh loads only when asked for
+            search_report,
+            searched_params,
+            write_html,
+        )
+
+        notes = [f"{len(res)} random trials, seed {args.seed}, data {args.data}",
+                 f"train {args.train_start}..{args.train_end} is in-sample; test {args.test_start}..{args.test_end} "
+                 "is out-of-sample for each trial, but the pick is the best test final, so its test figures are "
+                 "in-sample for the pick: verify it on a later window"]
+        frame = res.assign(basis_btc=base.risk.basis_btc)
+        layout = search_report(frame, searched_params(frame), "test_final_btc", None if best is None else best.name, None,
+                               "ethbtc_accum_bot.py optimize: random search", notes)
+        size = write_html("ethbtc_accum_bot.py optimize report", layout, args.html_out)
+        print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
+    if args.emit_config and best is None:
+        return 1
+    if args.emit_config and best is not None:
         chosen = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in sample(np.random.default_rng(0))}
         cfg = build_config(flat | chosen | {"bar_interval_minutes": candles.interval_minutes})
-        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"])})
+        cfg.meta.update({"source": "ethbtc_accum_bot.py optimize", "seed": args.seed, "trial": int(best["trial"]),
+                         "spec_version": SPEC_VERSION,
+                         "chosen_on": [[str(w.df.index[0]), str(w.df.index[-1])] for w in (train, test)]})
         atomic_write_text(args.emit_config, cfg.to_json())
         print(f"  best config   -> {args.emit_config}")
     return 0
@@ -172,6 +271,11 @@ _METRICS = ["final_btc", "return_btc", "max_drawdown", "sharpe", "turns", "trade
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     """End-to-end check on generated data; non-zero exit on any failed invariant."""
+    import numpy as np
+
+    from ethbtc.backtest import run_backtest
+    from ethbtc.config import build_config
+    from ethbtc.data import Candles, load_candles
     from ethbtc.sample import ensure_sample
 
     failures: list[str] = []
@@ -187,7 +291,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
             failures.append("target weight outside [0, max_position]")
         if res.summary["trades"] == 0:
             failures.append("no trades on the sample data")
-        free = build_config({"maker_fee": 0, "taker_fee": 0, "slippage_bps": 0})
+        free = build_config({"maker_fee": 0, "taker_fee": 0, "slippage_bps": 0, "fill_model": "next_open"})
         r0 = run_backtest(free, candles)
         eth_q, btc_q = r0.bars["eth"].to_numpy(), r0.bars["btc"].to_numpy()
         px_open, px_close = candles.df["open"].to_numpy(), candles.df["close"].to_numpy()
@@ -213,11 +317,15 @@ def build_parser() -> ArgumentParser:
     _add_common(bt, True)
     bt.add_argument("--start", help="window start (YYYY-MM-DD or ISO time, UTC)")
     bt.add_argument("--end", help="window end (a bare date includes that whole day)")
+    bt.add_argument("--prefer-cli", action="store_true",
+                    help="accepted for v1 command lines: flags always override the config (the v1 default)")
     o = bt.add_argument_group("outputs")
     o.add_argument("--out", help="per-bar CSV (SPEC R27)")
     o.add_argument("--trades-out", help="trades CSV (SPEC R28)")
     o.add_argument("--json-out", help="machine-readable summary JSON (SPEC R29)")
     o.add_argument("--excel-out", help="Excel workbook: Summary, Equity (chart), Trades")
+    o.add_argument("--html-out", help="self-contained HTML report: price + levels + fills, weights, wealth vs "
+                                      "HODL, drawdown, reason of every bar, summary (opens offline)")
     op = sub.add_parser("optimize", help="simple random search on a train/test split")
     _add_common(op, False)
     for name in ("--train-start", "--train-end", "--test-start", "--test-end"):
@@ -227,7 +335,11 @@ def build_parser() -> ArgumentParser:
     op.add_argument("--seed", type=number(int, 0), default=0, help="random seed for reproducible searches (default 0)")
     op.add_argument("--out", help="CSV with one row per trial")
     op.add_argument("--excel-out", help="Excel with the trials")
-    op.add_argument("--emit-config", help="write the best trial as a config JSON")
+    op.add_argument("--emit-config", help="write the best trading trial as a config JSON")
+    op.add_argument("--allow-no-trade", action="store_true",
+                    help="when no trial trades in its test window, still emit the best BTC-holding one")
+    op.add_argument("--html-out", help="self-contained HTML report: train vs test final, test final against "
+                                       "each parameter, the pick (opens offline)")
     sub.add_parser("selftest", help="quick end-to-end check on generated data")
     return p
 

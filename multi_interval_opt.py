@@ -24,20 +24,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ethbtc.cli import ArgumentParser, run_main
-from ethbtc.config import build_config
-from ethbtc.data import Candles, load_candles
 from ethbtc.errors import UserError
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research.intervals import Scaler, resample
-from ethbtc.research.runner import Job, run_job
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
-from ethbtc.timeframes import interval_minutes
+from ethbtc.research import scoring
+
+if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
+    from ethbtc.data import Candles
 
 SHOW = ["interval", "trial", "trend_kind", "trend_lookback", "lookback_hours", "vol_window", "step_allocation",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -60,6 +56,9 @@ def build_parser() -> ArgumentParser:
 
 
 def load_intervals(args: argparse.Namespace) -> list[Candles]:
+    from ethbtc.research.intervals import resample
+    from ethbtc.timeframes import interval_minutes
+
     sets: list[Candles] = []
     for path in args.data:
         sets.append(C.load_data(path, None)[0])
@@ -82,6 +81,15 @@ def label(minutes: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import pandas as pd
+
+    from ethbtc.config import build_config
+    from ethbtc.data import load_candles
+    from ethbtc.research.intervals import Scaler
+    from ethbtc.research.runner import Job, run_job
+    from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+    from ethbtc.timeframes import interval_minutes
+
     C.check_search_flags(args)
     check_outputs(args.out, args.excel_out, args.out_dir and Path(args.out_dir) / "best_check.json")
     ref = interval_minutes(args.ref_interval)
@@ -96,14 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     sheets: dict[str, pd.DataFrame] = {}
     interrupted = False
+    idle: list[str] = []  # intervals where no trial trades in its test window
     for candles in sets:
         m = candles.interval_minutes
         print(f"\n== {label(m)}: {len(candles.df)} bars ({candles.report.path})", file=sys.stderr, flush=True)
+        C.warn_outside(candles, spans)
         job = Job(base, candles, bnb, spans, space, C.penalties(args), args.n_random, args.seed, args.sampler,
                   args.threads, args.chunk_size, args.top_quantile, early=C.early_stop(args),
                   progress=not args.no_progress, to_config=Scaler(ref, m),
-                  label={"data": Path(candles.report.path).name, "ref_minutes": ref})
+                  label={"data": Path(candles.report.path).name, "ref_minutes": ref}, allow_idle=args.allow_no_trade)
         res = run_job(job)
+        for line in res.warnings:
+            print(f"warning: {label(m)}: {line}", file=sys.stderr)
+        if res.best is None and res.idle:
+            print(f"{label(m)}: no pick: {scoring.no_trade_message(len(res.frame))}", file=sys.stderr)
+            idle.append(label(m))
+            sheets[f"Trials {label(m)}"] = res.frame
+            if args.out_dir:
+                write_csv(res.frame, Path(args.out_dir) / f"trials_{label(m)}.csv")
+            continue
         if res.best is None:
             if res.interrupted:
                 interrupted = True
@@ -120,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_csv(res.frame, out / f"trials_{label(m)}.csv")
             meta = {"source": "multi_interval_opt.py", "data": candles.report.path, "interval": label(m),
                     "ref_interval": args.ref_interval, "train": list(spans["train"]), "test": list(spans["test"]),
+                    "chosen_on": res.chosen_on,
                     "seed": res.handle.seed, "trial": int(b["trial"]), "robust_score": float(b["robust_score"]),
                     "test_final_btc": float(b["test_final_btc"]), "penalties": job.penalties.as_dict()}
             emit_config(out / f"best_{label(m)}.json", base, row_params(b), m, meta)
@@ -128,8 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
     summary = pd.DataFrame(rows)
     if summary.empty:
+        if args.excel_out and sheets:
+            write_excel(args.excel_out, sheets)
         return 130 if interrupted else 1
     print(summary[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    print("  (each interval's pick is chosen on the test window: its test figures are in-sample for the pick)")
+    if idle:
+        print(f"  no pick on {', '.join(idle)}: no trial trades in the test window (see above)")
     if args.out:
         write_csv(summary, args.out)
         print(f"  summary CSV   -> {args.out}")

@@ -22,15 +22,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.fileio import check_outputs
 from ethbtc.research import cli_common as C
-from ethbtc.research.runner import Job, JobResult, run_job
-from ethbtc.research.study import redact
-from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+from ethbtc.research import scoring
+
+if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
+    from ethbtc.research.runner import Job, JobResult
 
 SHOW = ["trial", "trend_kind", "trend_lookback", "flip_band_entry", "flip_band_exit", "cooldown_minutes",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -54,28 +54,36 @@ def build_parser() -> ArgumentParser:
     o.add_argument("--excel-out", help="Excel workbook: Trials, Best, Settings")
     o.add_argument("--no-excel", action="store_true", help="do not write Excel even if --excel-out is given")
     o.add_argument("--emit-config", help="write the pick as a complete config JSON (backtest/live read it)")
+    o.add_argument("--html-out", help="self-contained HTML report: train vs test final, robust score against each "
+                                      "parameter, the pick, penalty terms (opens offline)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.research.runner import Job, run_job
+
     C.check_search_flags(args)
-    check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config)
+    check_outputs(args.out, None if args.no_excel else args.excel_out, args.emit_config, args.html_out)
     pen = C.penalties(args)
     base = C.load_base(args)
     space = C.search_space(args, base)
     candles, bnb = C.load_data(args.data, base.bar_minutes(), args.bnb_data)
     spans = {"train": (args.train_start, args.train_end), "test": (args.test_start, args.test_end)}
+    C.warn_outside(candles, spans)
     job = Job(base, candles, bnb, spans, space, pen, args.n_random, args.seed, args.sampler, args.threads,
               args.chunk_size, args.top_quantile, args.storage, args.study_name, C.early_stop(args),
-              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name})
+              not args.no_progress, args.fail_stale_minutes, label={"data": Path(args.data).name},
+              allow_idle=args.allow_no_trade)
     train, test = candles.window(*spans["train"]), candles.window(*spans["test"])
     if test.df.index[0] <= train.df.index[-1]:
         print("warning: test window overlaps or precedes the train window", file=sys.stderr)
     res = run_job(job)
     report(res, args)
     write_outputs(res, args, job)
-    return 130 if res.interrupted else 0
+    if res.interrupted:
+        return 130
+    return 1 if res.idle and res.best is None and args.emit_config else 0
 
 
 def report(res: JobResult, args: argparse.Namespace) -> None:
@@ -84,16 +92,31 @@ def report(res: JobResult, args: argparse.Namespace) -> None:
           f"{o.failed} failed) -- {o.reason.replace('_', ' ')}; seed {res.handle.seed}, sampler {args.sampler}")
     if o.errors:
         print(f"  first failure: {o.errors[0]}", file=sys.stderr)
-    if res.best is None:
+    if res.frame.empty:
         print("  no completed trials")
         return
+    for line in res.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(res.frame.head(5)[SHOW].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    idle = int((res.frame["test_turns"] == 0).sum())
+    if res.best is None:
+        print(f"no pick: {scoring.no_trade_message(len(res.frame))}", file=sys.stderr)
+        return
     b = res.best
+    hold = "  (holds BTC: --allow-no-trade)" if int(b["test_turns"]) == 0 else ""
     print(f"pick: trial {int(b['trial'])}  robust {b['robust_score']:.5f}  test final {b['test_final_btc']:.6f} BTC "
-          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}")
+          f"(train {b['train_final_btc']:.6f})  test turns {int(b['test_turns'])}  "
+          f"(chosen on the test window: in-sample for the pick){hold}")
+    if idle:
+        print(f"  {idle} of {len(res.frame)} trials hold BTC (0 test turns) and were not eligible")
 
 
 def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    import pandas as pd
+
+    from ethbtc.research.study import redact
+    from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
+
     if args.out:
         write_csv(res.frame, args.out)
         print(f"  trials CSV    -> {args.out}")
@@ -103,14 +126,17 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
                   "Settings": pd.DataFrame(sorted(settings.items()), columns=["setting", "value"])}
         write_excel(args.excel_out, sheets)
         print(f"  Excel         -> {args.excel_out}")
+    if args.html_out and not res.frame.empty:
+        write_html_report(res, args, job)
     if args.emit_config:
         if res.best is None:
-            print("  no completed trial: config not written", file=sys.stderr)
+            if not res.idle:
+                print("  no completed trial: config not written", file=sys.stderr)
             return
         b = res.best
         meta = {
             "source": "optimizer_cli.py", "data": str(args.data), "train": list(job.spans["train"]),
-            "test": list(job.spans["test"]), "seed": res.handle.seed, "sampler": args.sampler,
+            "test": list(job.spans["test"]), "chosen_on": res.chosen_on, "seed": res.handle.seed, "sampler": args.sampler,
             "study": res.handle.name, "storage": redact(args.storage), "trial": int(b["trial"]),
             "n_trials": len(res.frame), "robust_score": float(b["robust_score"]),
             "train_final_btc": float(b["train_final_btc"]), "test_final_btc": float(b["test_final_btc"]),
@@ -118,6 +144,27 @@ def write_outputs(res: JobResult, args: argparse.Namespace, job: Job) -> None:
         }
         emit_config(args.emit_config, job.base, row_params(b), res.bar_minutes, meta)
         print(f"  pick config   -> {args.emit_config}")
+
+
+def write_html_report(res: JobResult, args: argparse.Namespace, job: Job) -> None:
+    from ethbtc.htmlreport import (  # bokeh loads only when asked for
+        search_report,
+        searched_params,
+        write_html,
+    )
+    from ethbtc.research.scoring import penalty_frame
+
+    tr, te = job.spans["train"], job.spans["test"]
+    notes = [f"{len(res.frame)} trials, seed {res.handle.seed}, sampler {args.sampler}, data {Path(args.data).name}",
+             f"train {tr[0]}..{tr[1]} is in-sample; test {te[0]}..{te[1]} is out-of-sample for each trial, but the "
+             f"pick is selected on it (best robust score among the top {args.top_quantile:g} by test final), so the "
+             "pick's test figures are in-sample for the pick: verify it on a later window",
+             "robust = test final - penalties (turns, train/test gap, fees, turnover), all relative to basis_btc"]
+    best = res.frame.index[res.frame["selected"]][0] if res.best is not None else None
+    layout = search_report(res.frame, searched_params(res.frame), "robust_score", best,
+                           penalty_frame(res.frame, job.penalties), "optimizer_cli.py: parameter search", notes)
+    size = write_html("optimizer_cli.py report", layout, args.html_out)
+    print(f"  HTML report   -> {args.html_out} ({size / 1e6:.1f} MB, opens offline)")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,6 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-import requests
-from binance.error import ClientError, ServerError
-from binance.spot import Spot
-from dotenv import load_dotenv
-
 from ethbtc.cli import ArgumentParser, number, run_main
 from ethbtc.endpoints import TESTNET_URL, classify_base_url
 from ethbtc.errors import UserError
@@ -50,6 +45,8 @@ def build_parser() -> ArgumentParser:
 
 def settings(args_url: str | None) -> tuple[str, str, str]:
     """(base_url, key, secret) from flags, environment and .env; refuses mainnet before any I/O."""
+    from dotenv import load_dotenv
+
     dotenv = os.environ.get("DOTENV_PATH", ".env")
     try:
         load_dotenv(dotenv, override=False)
@@ -74,6 +71,10 @@ _BAD_REPLY = (KeyError, IndexError, TypeError, ValueError, ArithmeticError)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import requests  # the HTTP client loads after parsing (``--help`` stays instant)
+    from binance.error import ClientError, ServerError
+    from binance.spot import Spot
+
     base_url, key, secret = settings(args.base_url)
     client = Spot(api_key=key, api_secret=secret, base_url=base_url, timeout=args.timeout)
     size = {"quantity": args.qty} if args.qty else {"quoteOrderQty": args.quote_qty}

@@ -16,26 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ethbtc.cli import ArgumentParser, run_main
 from ethbtc.errors import DataError, UserError
 from ethbtc.fileio import check_writable
-from ethbtc.klines import (
-    Cleanup,
-    align_to_grid,
-    fill_gaps,
-    gap_report,
-    median_spacing_ms,
-    read_klines,
-    sort_dedupe,
-    write_klines,
-)
-from ethbtc.timeframes import interval_minutes
+
+if TYPE_CHECKING:  # pandas loads after parsing (``--help`` stays instant)
+    import pandas as pd
+
+    from ethbtc.klines import Cleanup
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="vision_fix_timestamps.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--in", dest="inp", required=True, help="kline CSV (with or without header)")
+    p.add_argument("--in", dest="inp", required=True,
+                   help="kline CSV (with or without header); freqtrade JSON and OHLCV CSVs are converted")
     p.add_argument("--out", required=True, help="output CSV (may be the same file)")
     p.add_argument("--freq", help="bar interval: 1h, 15m, 15min, 15T, ... (default: inferred)")
     p.add_argument("--keep", choices=["first", "last"],
@@ -45,13 +41,54 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def read_any(src: Path, cleanup: Cleanup) -> tuple[pd.DataFrame, str]:
+    """A kline table from any file the backtest loader reads: Binance kline CSVs as they are;
+    freqtrade JSON and generic OHLCV CSVs converted (second value names the format, '' for klines)."""
+    import numpy as np
+    import pandas as pd
+
+    from ethbtc.data import read_ohlcv_ms
+    from ethbtc.klines import KLINE_COLUMNS, read_klines
+
+    if src.suffix.lower() != ".json":
+        try:
+            return read_klines(src, cleanup=cleanup), ""
+        except DataError as exc:
+            if "kline columns" not in str(exc):
+                raise
+            try:
+                rows = read_ohlcv_ms(src)
+            except DataError:
+                raise exc from None  # neither layout: the kline reader's message says what it expected
+    else:
+        rows = read_ohlcv_ms(src)
+    what = "freqtrade JSON candles" if src.suffix.lower() == ".json" else "an OHLCV CSV"
+    df = pd.DataFrame({c: "0" for c in KLINE_COLUMNS}, index=rows.index)
+    df["open_time"] = rows["open_time"].to_numpy(np.int64)
+    df["close_time"] = df["open_time"]
+    for c in ("open", "high", "low", "close", "volume"):
+        df[c] = rows[c].to_numpy()
+    return df, what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ethbtc.klines import (  # pandas loads after parsing (``--help`` stays instant)
+        Cleanup,
+        align_to_grid,
+        fill_gaps,
+        gap_report,
+        median_spacing_ms,
+        sort_dedupe,
+        write_klines,
+    )
+    from ethbtc.timeframes import interval_minutes
+
     given = interval_minutes(args.freq) * 60_000 if args.freq else None
     check_writable(args.out)
     src = Path(args.inp)
     cleanup = Cleanup()
-    df = read_klines(src, cleanup=cleanup)
+    df, converted = read_any(src, cleanup)
     if df.empty:
         raise DataError(f"{src}: no candles")
     spacing = median_spacing_ms(df)
@@ -62,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--freq {args.freq} but rows in {src} are {spacing / 60_000:g} minutes apart (median)")
     if step % 60_000:
         raise UserError(f"{src}: rows are {step / 60_000:g} minutes apart (median); pass --freq")
+    if converted:
+        df["close_time"] = df["open_time"] + step - 1
     df = align_to_grid(df, step, cleanup)
     try:
         df = sort_dedupe(df, keep=args.keep, cleanup=cleanup)
@@ -73,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         df, added = fill_gaps(df, step)
     write_klines(args.out, df)
 
+    if converted:
+        print(f"read {src} as {converted}; written as a 12-column kline CSV (quote volume, count and "
+              "taker columns 0)")
     print(f"interval: {step // 60_000} minutes ({'given' if given else 'inferred from median spacing'})")
     c = cleanup
     print(f"open times moved onto the grid: {c.rows_aligned}; close times recomputed: {c.close_times_fixed}")

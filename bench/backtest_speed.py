@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Backtest speed benchmark (issue 2, "Proof"): our backtest vs vectorbt vs a naive pandas loop.
+"""Backtest speed benchmark (issues 2 and 17): our backtest vs vectorbt vs a naive pandas loop,
+the kernel against the memory bound, and start-up.
 
 On 5 years of generated 15m ETHBTC bars (175,200) it reports, all measured in this one run:
 
@@ -14,10 +15,16 @@ On 5 years of generated 15m ETHBTC bars (175,200) it reports, all measured in th
   kernel's own Python source (``decide.py_func``, no second copy of the rules), measured on a
   slice and extrapolated linearly; its output is checked equal to the kernel's;
 * ``python ethbtc_accum_bot.py backtest --data <temp csv>`` wall time, end to end;
-* numba start-up: compile with an empty cache vs loading the cached machine code.
+* numba start-up: compile with an empty cache vs loading the cached machine code;
+* the kernel (``kernel.simulate`` alone, inputs prepared) against streaming its input and
+  output arrays once (``np.sum`` over the same arrays, measured in the same run);
+* ``--help`` of every script (fresh interpreter each).
 
-Ratios are printed against the goals (>= 2x vs vectorbt, >= 300x vs the naive loop); no
-absolute time is asserted anywhere.
+Goals, each printed with MET/MISSED (issue 17; issue 2's are printed too): one backtest at
+least 4x faster than our indicators + vectorbt ``from_orders`` on its Rust engine (the numba
+engine when the Rust one is not installed, said so); kernel at most 3x the streaming time;
+``--help`` at most 0.3 s; the 5-year CLI backtest at most 0.8 s warm; naive loop >= 300x.
+Nothing is asserted in tests.
 
     .venv/bin/python bench/backtest_speed.py [--setup-vbt] [--no-vbt] [--repeat 31] [--naive-bars 17520]
 """
@@ -53,7 +60,10 @@ SEED = 2024
 CONFIG = ROOT / "configs" / "prod_live.json"
 VBT_VENV = ROOT / "bench" / ".venv-vbt"
 VBT_SETUP = f"python3 -m venv {VBT_VENV.relative_to(ROOT)} && {VBT_VENV.relative_to(ROOT)}/bin/pip install -r requirements.txt vectorbt"
-GOAL_VBT, GOAL_NAIVE = 2.0, 300.0
+GOAL_VBT, GOAL_NAIVE = 4.0, 300.0  # issue 17: >= 4x vs vectorbt's Rust engine; issue 2: >= 300x naive
+GOAL_STREAM, GOAL_HELP, GOAL_CLI = 3.0, 0.3, 0.8  # kernel / streaming its arrays; --help s; CLI backtest s
+SCRIPTS = ("ethbtc_accum_bot.py", "optimizer_cli.py", "wf_pick.py", "multi_interval_opt.py", "download_vision.py",
+           "vision_fix_timestamps.py", "ascii_levelbar.py", "seed_testnet_order.py", "live_executor.py")
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -115,13 +125,13 @@ def naive_loop(strat: EthBtcStrategy, df: pd.DataFrame) -> pd.DataFrame:
             if pending > 0:
                 px = o * (1.0 + slip)
                 q = min(pending, btc / px)
-                _, _, in_kind = fee_fn(q * px, fee[K.F_TAKER], fee, bnb, np.nan)
+                _, _, _, in_kind = fee_fn(q * px, fee[K.F_TAKER], fee, bnb, np.nan)
                 btc -= q * px
                 eth += q - in_kind / px
             else:
                 px = o * (1.0 - slip)
                 q = min(-pending, eth)
-                _, _, in_kind = fee_fn(q * px, fee[K.F_MAKER], fee, bnb, np.nan)
+                _, _, _, in_kind = fee_fn(q * px, fee[K.F_MAKER], fee, bnb, np.nan)
                 eth -= q
                 btc += q * px - in_kind
             pending = 0.0
@@ -172,7 +182,7 @@ def vbt_worker(data: Path, config: Path, repeat: int) -> dict[str, Any]:
     """Runs inside bench/.venv-vbt: times ours and indicators + vectorbt, interleaved."""
     import vectorbt as vbt
 
-    cfg = load_config(config, {})
+    cfg = load_config(config, {"fill_model": "next_open"})  # vectorbt fills at the next open
     df = load_frame(data)
     strat = EthBtcStrategy(cfg, 15)
     ours = strat.run(df)
@@ -281,11 +291,25 @@ def probe(cache_dir: str) -> tuple[dict[str, float], float]:
     return json.loads(r.stdout.strip().splitlines()[-1]), time.perf_counter() - t0
 
 
-def cli_backtest_time(data: Path, env: dict[str, str] | None = None) -> float:
-    cmd = [sys.executable, str(ROOT / "ethbtc_accum_bot.py"), "backtest", "--data", str(data), "--config", str(CONFIG)]
+def timed_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall s, CPU s) of a subprocess; CPU is what other load on a shared machine inflates least."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_backtest_time(data: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    cmd = [sys.executable, str(ROOT / "ethbtc_accum_bot.py"), "backtest", "--data", str(data), "--config", str(CONFIG)]
+    return timed_run(cmd, env)
+
+
+def met(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -298,12 +322,35 @@ def ms(t: tuple[float, float]) -> str:
 
 
 def report_ours(strat: EthBtcStrategy, df: pd.DataFrame, repeat: int) -> float:
+    from ethbtc.strategy import KernelInputs, RunBuffers
+
     a = strat.run(df)
     ind = strat.indicators(df)
+    n = len(df)
+    inp, buf = KernelInputs.of(df, strat.bar_minutes), RunBuffers.empty(n)
+    bnb_px, prm, fee = np.full(n, np.nan), strat.params_array(), strat.fees_array(False)
+    ins = (inp.open_, inp.high, inp.low, inp.close, inp.volume, inp.close_ms, inp.day, ind.ratio, ind.entry, ind.exit,
+           ind.gate_open, ind.mult, bnb_px)
+    outs = (buf.out_f, buf.out_i)
+
+    def kernel() -> None:
+        K.simulate(*ins, prm, fee, K.new_state(), strat.config.risk.basis_btc, 0.0, strat.config.fees.start_bnb,
+                   *outs, buf.tr_f, buf.tr_i)
+
+    def stream() -> None:  # read every input and output array once (the memory traffic floor)
+        for x in (*ins, *outs):
+            np.sum(x)
+
     t = interleaved({"run": lambda: strat.run(df), "ind": lambda: strat.indicators(df),
-                     "kernel": lambda: strat.run(df, ind=ind)}, repeat)
+                     "kernel": lambda: strat.run(df, ind=ind), "simulate": kernel, "stream": stream}, repeat)
+    mb = sum(x.nbytes for x in (*ins, *outs)) / 1e6
     print(f"\nours  EthBtcStrategy(cfg, 15).run(df): {ms(t['run'])}   [{len(a.tr_f)} trades, {int(a.state[K.S_TURNS])} turns]")
     print(f"  of which indicators {ms(t['ind'])}, kernel + array set-up {ms(t['kernel'])}")
+    ratio = t["simulate"][0] / t["stream"][0]
+    print(f"  kernel.simulate alone {ms(t['simulate'])} = {t['simulate'][0] / n * 1e9:.1f} ns/bar; streaming its "
+          f"{len(ins) + len(outs)} arrays once ({mb:.1f} MB, np.sum) {ms(t['stream'])}")
+    print(f"  GOAL kernel <= {GOAL_STREAM:g}x streaming its arrays: {ratio:.2f}x  "
+          f"{'MET' if ratio <= GOAL_STREAM else 'MISSED'} (best-of: {t['simulate'][1] / t['stream'][1]:.2f}x)")
     return t["run"][0]
 
 
@@ -327,10 +374,10 @@ def report_vbt(csv: Path, repeat: int, setup: bool) -> None:
           f"best-of-{repeat}: {best:.2f}x; with pf.value(): {with_value:.2f}x")
     if "vbt_rust" in t:
         r = t["vbt_rust"][0] / t["ours"][0]
-        print(f"  optional Rust engine (vectorbt[rust]): indicators + from_orders {ms(t['vbt_rust'])} -> "
+        print(f"  GOAL vs the Rust engine (vectorbt[rust]): indicators + from_orders {ms(t['vbt_rust'])} -> "
               f"ratio {r:.2f}x ({verdict(r, GOAL_VBT)}); best-of-{repeat}: {t['vbt_rust'][1] / t['ours'][1]:.2f}x")
     else:
-        print("  optional Rust engine (vectorbt[rust]) not installed: not timed")
+        print("  optional Rust engine (vectorbt[rust]) not installed: the goal is judged on the numba engine above")
 
 
 def report_naive(strat: EthBtcStrategy, df: pd.DataFrame, bars: int, t_ours: float) -> None:
@@ -351,10 +398,27 @@ def report_naive(strat: EthBtcStrategy, df: pd.DataFrame, bars: int, t_ours: flo
 def report_cli(csv: Path) -> None:
     print(f"\nend to end: python ethbtc_accum_bot.py backtest --data <temp csv> --config {CONFIG.relative_to(ROOT)}")
     with tempfile.TemporaryDirectory(prefix="numba-cold-") as cold:
-        t_cold = cli_backtest_time(csv, os.environ | {"NUMBA_CACHE_DIR": cold})
+        t_cold = cli_backtest_time(csv, os.environ | {"NUMBA_CACHE_DIR": cold})[0]
     cli_backtest_time(csv)  # make sure the default cache is populated
-    t_warm = statistics.median(cli_backtest_time(csv) for _ in range(3))
-    print(f"  wall time {t_warm:.2f} s (median of 3, numba cache warm); {t_cold:.2f} s with an empty numba cache")
+    runs = [cli_backtest_time(csv) for _ in range(3)]
+    t_warm, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    print(f"  wall time {t_warm:.2f} s, CPU {cpu:.2f} s (median of 3, numba cache warm); {t_cold:.2f} s with an "
+          f"empty numba cache")
+    print(f"  GOAL CLI backtest <= {GOAL_CLI:g} s warm: {t_warm:.2f} s wall {met(t_warm <= GOAL_CLI)}; CPU {cpu:.2f} s "
+          f"{met(cpu <= GOAL_CLI)} (load average {os.getloadavg()[0]:.1f}: on a busy machine judge by CPU)")
+
+
+def report_help() -> None:
+    """``--help`` of every script in a fresh interpreter: wall (median of 3) and CPU."""
+    once = timed_run
+    base = statistics.median(once([sys.executable, "-c", "pass"])[0] for _ in range(3))
+    print(f"\n--help of every script (fresh interpreter, median of 3; bare `python -c pass` {base:.3f} s, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    for script in SCRIPTS:
+        runs = [once([sys.executable, str(ROOT / script), "--help"]) for _ in range(3)]
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        print(f"  GOAL {script:26s} --help <= {GOAL_HELP:g} s: {wall:.3f} s wall {met(wall <= GOAL_HELP):6s} "
+              f"{cpu:.3f} s CPU {met(cpu <= GOAL_HELP)}")
 
 
 def report_startup() -> None:
@@ -389,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         csv = Path(tmp) / "ETHBTC_15m_bench.csv"
         write_sample_csv(csv, args.bars, args.seed)
         df = load_frame(csv)
-        strat = EthBtcStrategy(load_config(CONFIG, {}), 15)
+        strat = EthBtcStrategy(load_config(CONFIG, {"fill_model": "next_open"}), 15)  # as vectorbt fills
         t_ours = report_ours(strat, df, args.repeat)
         if args.no_vbt:
             print("\n(a) vectorbt: SKIPPED (--no-vbt)")
@@ -398,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         report_naive(strat, df, args.naive_bars, t_ours)
         report_cli(csv)
     report_startup()
+    report_help()
     return 0
 
 

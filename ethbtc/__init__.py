@@ -14,9 +14,11 @@ Where things live (each module states its purpose in its first lines):
 - ``sample``      -- the deterministic sample candles (``python -m ethbtc.sample``); ``demo`` -- ``make demo``
 - ``indicators``  -- vectorised indicators (SPEC R6-R10)
 - ``kernel``      -- the numba-compiled per-bar decision step (SPEC R11-R26)
+- ``fillmodel``   -- the intrabar path and resting-order fill rule shared by kernel and ``sim`` (SPEC R22 v3)
 - ``strategy``    -- ``EthBtcStrategy``: indicators + step, used by backtest and live
 - ``backtest``    -- the backtest runner, results and summary metrics (SPEC R27-R29)
 - ``reports``     -- console table, CSV, JSON and Excel outputs
+- ``htmlreport``  -- self-contained HTML reports (bokeh): backtest panels, search and pick pages
 - ``levels``      -- buy/sell levels in price terms and distances in bps (metrics, console)
 - ``metrics``     -- ``BotMetrics``: the bot's Prometheus metrics (README "Monitoring")
 - ``health``      -- ``HealthState``: loop liveness behind /health

@@ -78,6 +78,18 @@ def build_result(config: Config, candles: Candles, a: RunArrays, bnb_px: np.ndar
     return BacktestResult(bars, trades, summary, config)
 
 
+def fee_model(config: Config, bnb_used: float | None) -> str:
+    """One line naming the R23 fee model that ran (printed in the summary)."""
+    f = config.fees
+    if not f.pay_fees_in_bnb:
+        return "fees in the received asset at the full rate"
+    used = f"BNB used {bnb_used:.4g}" if bnb_used is not None else "BNB used n/a (no BNBBTC prices, --bnb-data)"
+    disc = f"fees in BNB at -{f.bnb_discount * 100:g} %"
+    if f.start_bnb > 0:
+        return f"{disc} from a {f.start_bnb:g} BNB wallet, then the received asset at the full rate; {used}"
+    return f"{disc}, wallet assumed funded; {used}"
+
+
 def drawdown(wealth: np.ndarray) -> np.ndarray:
     peak = np.maximum.accumulate(wealth)
     return 1.0 - wealth / peak
@@ -104,6 +116,7 @@ def summarize(config: Config, candles: Candles, bars: pd.DataFrame, trades: pd.D
     eth_hodl = start_w / float(df["open"].iloc[0]) * float(df["close"].iloc[-1])
     sharpe, sortino = ratio_stats(wealth, 525_600.0 / candles.interval_minutes)
     final = float(wealth[-1])
+    bnb_used = float(trades["fee_bnb"].sum()) if bnb_px is not None else None
     return {
         "start": str(df.index[0]), "end": str(df.index[-1]), "bars": int(len(df)),
         "interval_minutes": candles.interval_minutes,
@@ -112,7 +125,8 @@ def summarize(config: Config, candles: Candles, bars: pd.DataFrame, trades: pd.D
         "vs_eth_hodl": final / eth_hodl - 1.0,
         "max_drawdown": float(drawdown(wealth).max()), "sharpe": sharpe, "sortino": sortino,
         "turns": turns, "trades": int(len(trades)),
-        "fees_btc": float(trades["fee_btc"].sum()), "turnover_btc": float(trades["notional_btc"].sum()),
+        "fees_btc": float(trades["fee_btc"].sum()), "fee_model": fee_model(config, bnb_used),
+        "bnb_used": bnb_used if bnb_used is not None else float("nan"), "turnover_btc": float(trades["notional_btc"].sum()),
         "time_in_eth": float((bars["state"] == "ETH").mean()),
         "avg_eth_weight": float(bars["w_cur"].mean()),
         "gaps": len(candles.report.gaps), "missing_bars": candles.report.missing_bars,

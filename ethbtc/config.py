@@ -39,11 +39,11 @@ class StrategyParams(_Section):
     min_mult: float = Field(0.5, ge=0, description="lower clip of the vol multiplier (R10)")
     max_mult: float = Field(1.5, ge=0, description="upper clip of the vol multiplier (R10)")
     cooldown_minutes: float = Field(240.0, ge=0, description="minimum minutes between flips (R14)")
-    step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar (R19)")
+    step_allocation: float = Field(1.0, gt=0, le=1, description="share of the gap to target per bar; snaps to the target when the step or the rest is inside the dead band (R19 v2)")
     max_position: float = Field(1.0, gt=0, le=1, description="cap on the ETH weight (R16)")
     gate_window_days: int = Field(0, ge=0, le=36_500, description="daily ROC window of the regime gate; 0 = off (R9)")
     gate_roc_threshold: float = Field(0.0, ge=0, description="|daily ROC| needed to open the gate (R9)")
-    rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20)")
+    rebalance_threshold_w: float = Field(0.0, ge=0, le=1, description="dead band on the weight (R20); also the R19 snap distance")
     bar_interval_minutes: int | None = Field(None, ge=1, le=525_600, description="bar length; checked against data (R5)")
 
     @model_validator(mode="after")
@@ -58,12 +58,12 @@ class StrategyParams(_Section):
 
 
 class FeeParams(_Section):
-    maker_fee: float = Field(0.001, ge=0.0, le=0.01, description="maker fee rate; backtest sells (R22)")
-    taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate; backtest buys (R22)")
-    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage per fill in bps (R22)")
+    maker_fee: float = Field(0.001, ge=0.0, le=0.01, description="maker fee rate: resting post-only fills (next_open: sells) (R22)")
+    taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate: the fallback MARKET fills (next_open: buys) (R22)")
+    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage of taker fills in bps (next_open: every fill) (R22)")
     bnb_discount: float = Field(0.25, ge=0.0, lt=1.0, description="fee discount when paying in BNB (R23)")
-    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount (R23)")
-    start_bnb: float = Field(0.0, ge=0.0, description="BNB fee wallet at start (backtest, R23)")
+    pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount; with start_bnb 0 the BNB wallet is assumed kept funded (R23 v2)")
+    start_bnb: float = Field(0.0, ge=0.0, description="finite BNB fee wallet at start (backtest; > 0 needs BNBBTC prices, runs dry to the full rate; R23)")
 
     def rates_without_bnb_series(self) -> tuple[float, float]:
         """(maker, taker) as the backtest charges them when no BNBBTC series is given (R23: the
@@ -75,8 +75,19 @@ class FeeParams(_Section):
 class ExecutionParams(_Section):
     interval: str | None = Field(None, description="Binance bar interval, e.g. '15m' (R5)")
     poll_sec: float = Field(15.0, gt=0, le=3600, description="live loop poll period, seconds")
-    ttl_sec: float = Field(60.0, gt=0, le=86400, description="cancel a resting maker order after this, seconds (R32)")
+    ttl_sec: float = Field(60.0, gt=0, le=86400, description="cancel a resting maker order after this, seconds (R32; intrabar backtest fills too, at most a bar)")
     taker_fallback: bool = Field(False, description="after ttl, send the unfilled rest as MARKET (R32)")
+    fill_model: Literal["intrabar", "next_open"] = Field(
+        "intrabar", description="backtest fills: intrabar = as the executor trades on the paper exchange's "
+                                "intrabar path; next_open = all at the next open (R22)")
+    spread_bps: float = Field(0.0, ge=0, le=1000, description="intrabar fills: book spread around the path price; "
+                                                               "0 = one tick (the paper exchange's default, R22)")
+    tick_size: float = Field(0.00001, gt=0, le=1, description="intrabar fills: price tick of the book (the paper "
+                                                               "exchange's default, R22)")
+    fill_on_touch: bool = Field(False, description="intrabar fills: a resting order fills when the path only "
+                                                   "touches its price (paper exchange --fill-on-touch, R22)")
+    volume_fills: bool = Field(False, description="intrabar fills: a resting order fills at most the volume traded "
+                                                  "through its price within ttl (the volume rule, R22)")
     min_trade_btc: float | None = Field(None, ge=0, description="fixed minimum trade in BTC; null = derive (R21)")
     min_trade_frac: float = Field(0.002, ge=0, le=1, description="minimum trade as a share of basis_btc (R21)")
     min_trade_floor_btc: float = Field(0.0001, ge=0, description="floor of the derived minimum (R21)")
@@ -304,7 +315,7 @@ def parse_json_object(text: str, source: str) -> dict[str, Any]:
 def reference_markdown() -> str:
     """The configuration reference table (README), generated from the schema so it cannot drift."""
     readers = {"strategy": "backtest, optimisers, live", "fees": "backtest, optimisers (live: real fees)",
-               "execution": "live (min trade: backtest too)", "risk": "backtest, optimisers, live"}
+               "execution": "live; backtest, optimisers: min trade, fill model (ttl_sec, taker_fallback, fill_model ...)", "risk": "backtest, optimisers, live"}
     lines = ["| key | section | default | allowed | meaning | read by |", "|---|---|---|---|---|---|"]
     for section, model in SECTIONS.items():
         for key, f in model.model_fields.items():

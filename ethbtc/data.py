@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .timeframes import epoch_to_ms, interval_minutes
+from .errors import DataError, UserError
+from .timeframes import binance_interval, epoch_to_ms, interval_minutes
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 BINANCE_COLUMNS = [
@@ -77,6 +77,11 @@ class Candles:
     interval_minutes: int
     report: DataReport
 
+    def window_notes(self, start: str | None, end: str | None, start_flag: str = "--start",
+                     end_flag: str = "--end") -> list[str]:
+        """Lines for window bounds outside this data (see :func:`window_notes`)."""
+        return window_notes(self.df, self.interval_minutes, start, end, start_flag, end_flag)
+
     def window(self, start: str | None = None, end: str | None = None) -> Candles:
         """The bars between ``start`` and ``end`` with a data report of that window."""
         if start is None and end is None:
@@ -97,6 +102,28 @@ def parse_when(text: str, *, end: bool = False) -> pd.Timestamp:
     if end and len(str(text).strip()) <= 10:
         ts = ts + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
     return ts
+
+
+def _interval_name(minutes: int) -> str:
+    try:
+        return binance_interval(minutes)
+    except UserError:
+        return f"{minutes}m"
+
+
+def window_notes(df: pd.DataFrame, interval_minutes: int, start: str | None, end: str | None,
+                 start_flag: str = "--start", end_flag: str = "--end") -> list[str]:
+    """One line per window bound outside the data (the window is silently clipped to the data
+    otherwise): a start before the first bar, an end after the last bar's close."""
+    out = []
+    first, last = df.index[0], df.index[-1]
+    bar = pd.Timedelta(minutes=interval_minutes)
+    if start and parse_when(start) < first - bar:
+        out.append(f"{start_flag} {start} is before the data, which starts {first:%Y-%m-%d %H:%M}: "
+                   f"the window starts there")
+    if end and parse_when(end, end=True) >= last + 2 * bar:
+        out.append(f"{end_flag} {end} is after the data, which ends {last:%Y-%m-%d %H:%M}: the window ends there")
+    return out
 
 
 def slice_window(df: pd.DataFrame, start: str | None, end: str | None, what: str = "data") -> pd.DataFrame:
@@ -199,6 +226,21 @@ def _check_range(ms: np.ndarray, ok: np.ndarray, col: pd.Series, p: Path) -> np.
     return ms
 
 
+def read_ohlcv_ms(path: str | Path) -> pd.DataFrame:
+    """Rows of any candle file the loader reads (freqtrade JSON, OHLCV CSV, kline CSV) as
+    ``open_time`` (int64 epoch ms) plus the OHLCV columns as text, in file order and unchecked
+    otherwise -- for tools that rewrite files (vision_fix_timestamps.py)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data file not found: {p}")
+    raw = _read_json(p) if p.suffix.lower() == ".json" else _read_csv(p)
+    if raw.empty:
+        raise DataError(f"{p}: no candle rows")
+    out = raw[OHLCV].astype(str)
+    out.insert(0, "open_time", _to_ms(raw["open_time"], p).astype(np.int64))
+    return out.reset_index(drop=True)
+
+
 def load_candles(path: str | Path, interval: str | int | None = None) -> Candles:
     """Load candles; ``interval`` (e.g. '15m' or minutes) must match the inferred one (R5)."""
     p = Path(path)
@@ -245,7 +287,9 @@ def load_candles(path: str | Path, interval: str | int | None = None) -> Candles
         raise DataError(f"{p}: cannot infer the bar interval (median spacing {np.median(spacing)} ms)")
     if interval is not None and interval_minutes(interval) != inferred:
         raise DataError(
-            f"{p}: data interval is {inferred}m but the config/flags say {interval_minutes(interval)}m (SPEC R5)"
+            f"{p}: data interval is {inferred}m but the config/flags say {interval_minutes(interval)}m (SPEC R5); "
+            f"use {interval_minutes(interval)}m data, or a copy of the config with \"bar_interval_minutes\": {inferred} "
+            f"and \"interval\": \"{_interval_name(inferred)}\" (or both removed: the data's interval is used)"
         )
     report.interval_minutes = inferred
     idx = pd.DatetimeIndex(pd.to_datetime(ms_sorted, unit="ms", utc=True), name="open_time")

@@ -15,6 +15,7 @@ from .errors import UserError
 Environment = Literal["mainnet", "testnet", "local", "unknown"]
 
 TESTNET_URL = "https://testnet.binance.vision"
+VISION_ARCHIVE_URL = "https://data.binance.vision"  # public kline archive (download_vision.py)
 TESTNET_HOSTS = frozenset({"testnet.binance.vision"})
 MAINNET_HOSTS = frozenset({
     "api.binance.com", "api1.binance.com", "api2.binance.com", "api3.binance.com", "api4.binance.com",

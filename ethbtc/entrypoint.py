@@ -2,7 +2,8 @@
 
 - no command, or flags only: the live executor (``live_executor.py <flags>``);
 - a short command: ``live``, ``backtest`` / ``optimize`` / ``selftest`` (ethbtc_accum_bot.py),
-  ``sim`` (paper exchange), ``sample`` (sample candles), ``healthcheck``;
+  ``sim`` (paper exchange), ``sample`` (sample candles), ``healthcheck``, ``alerting`` (render the
+  Alertmanager config from .env);
 - any toolkit script by name, with or without ``.py`` (``download_vision.py``, ``wf_pick``...);
 - anything else found on PATH (``python``, ``sh``) runs unchanged; ``help`` lists the commands.
 
@@ -32,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "sim": ("-m", "ethbtc.sim"),
     "sample": ("-m", "ethbtc.sample"),
     "healthcheck": ("-m", "ethbtc.healthcheck"),
+    "alerting": ("-m", "ethbtc.alerting"),
 }
 _MAIN_GUARD = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.MULTILINE)
 

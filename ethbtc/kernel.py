@@ -2,8 +2,10 @@
 
 ``decide`` is the ONE implementation of the signal state machine, risk rules, stepping,
 dead band and minimum trade. The backtest loop ``simulate`` calls it for every bar and then
-fills the order at the next bar's open (R22-R23); the live executor calls it once per newly
-closed bar with the state it persisted (R30). State and parameters travel as flat float64
+fills the order in the next bar (R22-R23); the live executor calls it once per newly
+closed bar with the state it persisted (R30). Fills follow SPEC R22's fill model: ``intrabar``
+(the default: the paper exchange's intrabar path and post-only order rule, one shared
+implementation in :mod:`ethbtc.fillmodel`) or ``next_open``. State and parameters travel as flat float64
 arrays (slots named below) so both callers share them and they serialise trivially.
 """
 
@@ -13,6 +15,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from .fillmodel import intrabar_fill
 
 REASONS = ("warmup", "hold", "threshold", "min_trade", "cooldown", "gate", "risk_maxdd", "risk_daily", "trade")
 (R_WARMUP, R_HOLD, R_THRESHOLD, R_MIN_TRADE, R_COOLDOWN, R_GATE, R_RISK_MAXDD, R_RISK_DAILY, R_TRADE) = range(9)
@@ -27,9 +31,11 @@ STATE_NAMES = ("signal", "last_flip_ms", "peak_w", "risk_maxdd_hit", "day", "day
 P_STEP, P_MAXPOS, P_THRESH, P_COOLDOWN_MS, P_MIN_TRADE, P_FIXED_BASIS, P_MAXDD, P_DAILY, P_BASIS = range(9)
 N_PARAM = 9
 
-# fee slots (float64[N_FEE])
-F_MAKER, F_TAKER, F_SLIP, F_PAY_BNB, F_BNB_DISCOUNT, F_BNB_MODEL = range(6)
-N_FEE = 6
+# fee and fill-model slots (float64[N_FEE]); F_TTL is ttl_sec as a fraction of the bar
+(F_MAKER, F_TAKER, F_SLIP, F_PAY_BNB, F_BNB_DISCOUNT, F_BNB_MODEL, F_FILL_MODEL, F_TTL, F_SPREAD_BPS, F_TICK,
+ F_FALLBACK, F_TOUCH, F_VOL_CAP) = range(13)
+N_FEE = 13
+FILL_MODELS = ("next_open", "intrabar")  # F_FILL_MODEL values 0, 1 (SPEC R22)
 
 # per-bar output columns
 O_BTC, O_ETH, O_BNB, O_WEALTH, O_WCUR, O_TARGET, O_DESIRED = range(7)
@@ -37,7 +43,8 @@ N_OUT = 7
 T_QTY, T_PRICE, T_NOTIONAL, T_FEE_BTC, T_FEE_BNB = range(5)
 TI_BAR, TI_SIDE, TI_REASON, TI_DECISION_BAR = range(4)
 
-EPS_W = 1e-12
+EPS_W = 1e-12  # R22: a weight move of at most this is float noise, not a trade
+SPEC_VERSION = 3  # the SPEC rules this kernel implements (recorded in trial CSVs and emitted configs)
 
 
 @njit(cache=True)
@@ -109,15 +116,18 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
     forced = False
     if hit:
         target = 0.0
-        desired = 0.0  # latched breaker: flat in one move, then nothing (R24)
+        desired, dw = 0.0, -w_cur  # latched breaker: flat in one move, then nothing (R24)
         forced = w_cur > EPS_W
     elif paused or undefined:
-        desired = w_cur
+        desired, dw = w_cur, 0.0
     else:
-        desired = w_cur + prm[P_STEP] * (target - w_cur)
-        if abs(target - desired) < prm[P_THRESH]:
-            desired = target  # R19 snap
-    dw = desired - w_cur
+        gap = target - w_cur
+        dw = prm[P_STEP] * gap
+        desired = w_cur + dw
+        # R19 (v2): snap when the stepped move or the distance it leaves is inside the dead band,
+        # so a stepped approach reaches its target in whole moves (no stuck zone)
+        if abs(dw) < prm[P_THRESH] or abs(gap - dw) < prm[P_THRESH]:
+            desired, dw = target, gap
     delta = dw * W / price if price > 0 else 0.0
     notional = abs(delta) * price
     if abs(dw) <= EPS_W:
@@ -151,59 +161,90 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _fee(notional, rate, fee, bnb, bnb_px):
-    """R23: (fee_btc, fee_bnb, in_received_asset_btc) for one fill."""
+    """R23 (v2): (fee_btc, fee_bnb, from_wallet_bnb, in_received_asset_btc) for one fill.
+
+    ``fee_bnb`` is the BNB the fee consumed (reported; 0 when no BNBBTC price is known),
+    ``from_wallet_bnb`` what leaves the modelled finite wallet. F_BNB_MODEL = 1 is a finite
+    wallet (start_bnb > 0); 0 with pay_fees_in_bnb is the funded wallet: always discounted,
+    the fee's BTC value charged against the received asset."""
     if fee[F_PAY_BNB] != 0.0:
         disc = 1.0 - fee[F_BNB_DISCOUNT]
+        f_btc = notional * rate * disc
+        used = f_btc / bnb_px if bnb_px > 0 else 0.0
         if fee[F_BNB_MODEL] != 0.0:
-            need = notional * rate * disc / bnb_px if bnb_px > 0 else np.inf
-            if need <= bnb:
-                return notional * rate * disc, need, 0.0
-            return notional * rate, 0.0, notional * rate  # BNB ran out: undiscounted, received asset
-        return notional * rate * disc, 0.0, notional * rate * disc
-    return notional * rate, 0.0, notional * rate
+            if bnb_px > 0 and used <= bnb:
+                return f_btc, used, used, 0.0
+            return notional * rate, 0.0, 0.0, notional * rate  # BNB ran out: undiscounted, received asset
+        return f_btc, used, 0.0, f_btc
+    return notional * rate, 0.0, 0.0, notional * rate
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _book(side, q, px, rate, fee, btc, eth, bnb, px_b, t, reason, dbar, tr_f, tr_i, n_tr):
+    """Apply one fill of ``q`` ETH at ``px`` (R22 spot caps, R23 fees); record it. Returns
+    (btc, eth, bnb, n_tr)."""
+    if side > 0:
+        q = min(q, btc / px)  # never spend more BTC than held
+    else:
+        q = min(q, eth)  # never sell more ETH than held
+    if not q > 0:
+        return btc, eth, bnb, n_tr
+    notional = q * px
+    fee_btc, fee_bnb, from_wallet, in_kind = _fee(notional, rate, fee, bnb, px_b)
+    if side > 0:
+        btc -= notional
+        eth += q - in_kind / px
+    else:
+        eth -= q
+        btc += notional - in_kind
+    bnb -= from_wallet
+    tr_f[n_tr, T_QTY] = q
+    tr_f[n_tr, T_PRICE] = px
+    tr_f[n_tr, T_NOTIONAL] = notional
+    tr_f[n_tr, T_FEE_BTC] = fee_btc
+    tr_f[n_tr, T_FEE_BNB] = fee_bnb
+    tr_i[n_tr, TI_BAR] = t
+    tr_i[n_tr, TI_SIDE] = side
+    tr_i[n_tr, TI_REASON] = reason
+    tr_i[n_tr, TI_DECISION_BAR] = dbar
+    return btc, eth, bnb, n_tr + 1
 
 
 @njit(cache=True, error_model="numpy")
-def simulate(open_, close, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm, fee, state,
-             btc, eth, bnb, out_f, out_i, tr_f, tr_i):
-    """Backtest loop: decide at each close (``decide``), fill at the next open (R22). Returns n_trades."""
+def simulate(open_, high, low, close, volume, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm, fee,
+             state, btc, eth, bnb, out_f, out_i, tr_f, tr_i):
+    """Backtest loop: decide at each close (``decide``), fill in the next bar (R22) by the
+    configured fill model: ``next_open``, or ``intrabar`` (the paper exchange's path and resting
+    order rule, :func:`ethbtc.fillmodel.intrabar_fill`; up to two fills per decision, maker then
+    taker). Returns n_trades (``tr_f``/``tr_i`` need 2·n rows)."""
     n = len(close)
     pending = 0.0
     pending_reason = 0
     pending_bar = -1
     n_tr = 0
     slip = fee[F_SLIP]
+    intrabar = fee[F_FILL_MODEL] != 0.0
     for t in range(n):
         if pending != 0.0:
             px_b = bnb_px[t - 1]
-            if pending > 0:
-                px = open_[t] * (1.0 + slip)
-                q = min(pending, btc / px)
-                notional = q * px
-                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_TAKER], fee, bnb, px_b)
-                btc -= notional
-                eth += q - in_kind / px
-                side = 1
-            else:
-                px = open_[t] * (1.0 - slip)
-                q = min(-pending, eth)
-                notional = q * px
-                fee_btc, fee_bnb, in_kind = _fee(notional, fee[F_MAKER], fee, bnb, px_b)
-                eth -= q
-                btc += notional - in_kind
-                side = -1
-            bnb -= fee_bnb
-            if q > 0:
-                tr_f[n_tr, T_QTY] = q
-                tr_f[n_tr, T_PRICE] = px
-                tr_f[n_tr, T_NOTIONAL] = notional
-                tr_f[n_tr, T_FEE_BTC] = fee_btc
-                tr_f[n_tr, T_FEE_BNB] = fee_bnb
-                tr_i[n_tr, TI_BAR] = t
-                tr_i[n_tr, TI_SIDE] = side
-                tr_i[n_tr, TI_REASON] = pending_reason
-                tr_i[n_tr, TI_DECISION_BAR] = pending_bar
-                n_tr += 1
+            if intrabar:
+                side = 1 if pending > 0 else -1
+                mq, mpx, tq, tpx, _first = intrabar_fill(
+                    open_[t], high[t], low[t], close[t], volume[t], side > 0, abs(pending), fee[F_TTL],
+                    fee[F_SPREAD_BPS], fee[F_TICK], slip, fee[F_FALLBACK] != 0.0, fee[F_TOUCH] != 0.0,
+                    fee[F_VOL_CAP] != 0.0)
+                if mq > 0:
+                    btc, eth, bnb, n_tr = _book(side, mq, mpx, fee[F_MAKER], fee, btc, eth, bnb, px_b, t,
+                                                pending_reason, pending_bar, tr_f, tr_i, n_tr)
+                if tq > 0:
+                    btc, eth, bnb, n_tr = _book(side, tq, tpx, fee[F_TAKER], fee, btc, eth, bnb, px_b, t,
+                                                pending_reason, pending_bar, tr_f, tr_i, n_tr)
+            elif pending > 0:  # next_open: buys at o(1+slip), taker fee
+                btc, eth, bnb, n_tr = _book(1, pending, open_[t] * (1.0 + slip), fee[F_TAKER], fee, btc, eth, bnb,
+                                            px_b, t, pending_reason, pending_bar, tr_f, tr_i, n_tr)
+            else:  # next_open: sells at o(1-slip), maker fee
+                btc, eth, bnb, n_tr = _book(-1, -pending, open_[t] * (1.0 - slip), fee[F_MAKER], fee, btc, eth,
+                                            bnb, px_b, t, pending_reason, pending_bar, tr_f, tr_i, n_tr)
             pending = 0.0
         px_bnb = bnb_px[t]
         extra = bnb * px_bnb if bnb > 0 and px_bnb > 0 else 0.0

@@ -6,8 +6,10 @@ Runs in a daemon thread next to the bar loop and stops cleanly::
     ...
     if server: server.stop()
 
-Default port 9109 (``--metrics-port`` or ``METRICS_PORT``), address 0.0.0.0 (``--metrics-addr``
-or ``METRICS_ADDR``; use 127.0.0.1 to keep it on the host). Port 0 disables the server.
+Default port 9109 (``--metrics-port`` or ``METRICS_PORT``), address 127.0.0.1 (``--metrics-addr``
+or ``METRICS_ADDR``): /metrics shows balances and PnL, so on bare metal only the machine itself may
+read it. The Docker image sets ``METRICS_ADDR=0.0.0.0`` (Prometheus scrapes it from another
+container; compose publishes the port on the host's 127.0.0.1 only). Port 0 disables the server.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .errors import UserError
 from .health import HealthState
 
 DEFAULT_PORT = 9109
-DEFAULT_ADDR = "0.0.0.0"
+DEFAULT_ADDR = "127.0.0.1"  # balances are not for the network; the image sets 0.0.0.0
 
 StartResponse = Callable[..., Any]
 

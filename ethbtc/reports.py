@@ -34,11 +34,13 @@ def fmt_summary(s: dict[str, Any]) -> str:
         ("max drawdown", pct(-s["max_drawdown"])),
         ("Sharpe / Sortino", f"{num(s['sharpe'])} / {num(s['sortino'])}"),
         ("turns / trades", f"{s['turns']} / {s['trades']}"),
-        ("fees", f"{s['fees_btc']:.8f} BTC"),
+        ("fees", f"{s['fees_btc']:.8f} BTC  ({s['fee_model']})" if "fee_model" in s else f"{s['fees_btc']:.8f} BTC"),
         ("turnover", f"{s['turnover_btc']:.6f} BTC"),
         ("time in ETH", f"{s['time_in_eth'] * 100:.1f}%  (avg weight {s['avg_eth_weight']:.3f})"),
         ("data gaps", f"{s['gaps']} ({s['missing_bars']} missing bars)"),
     ]
+    if s.get("sample"):
+        rows.insert(0, ("sample", str(s["sample"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 

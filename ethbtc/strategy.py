@@ -14,7 +14,8 @@ import pandas as pd
 
 from . import kernel as K
 from .config import Config
-from .errors import DataError
+from .errors import ConfigError, DataError
+from .fillmodel import bar_fraction
 from .indicators import MS_PER_DAY, Indicators, compute, index_ms
 
 
@@ -60,12 +61,20 @@ class KernelInputs:
     close: np.ndarray
     close_ms: np.ndarray
     day: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    volume: np.ndarray
 
     @classmethod
     def of(cls, df: pd.DataFrame, bar_minutes: int) -> KernelInputs:
         open_ms = index_ms(df.index)
-        return cls(df["open"].to_numpy(np.float64), df["close"].to_numpy(np.float64),
-                   (open_ms + bar_minutes * 60_000).astype(np.float64), (open_ms // MS_PER_DAY).astype(np.float64))
+        o, c = df["open"].to_numpy(np.float64), df["close"].to_numpy(np.float64)
+        # intrabar fills read high/low/volume; frames without them get a flat path and no volume cap
+        h = df["high"].to_numpy(np.float64) if "high" in df.columns else np.maximum(o, c)
+        lo = df["low"].to_numpy(np.float64) if "low" in df.columns else np.minimum(o, c)
+        v = df["volume"].to_numpy(np.float64) if "volume" in df.columns else np.full(len(df), np.inf)
+        return cls(o, c, (open_ms + bar_minutes * 60_000).astype(np.float64), (open_ms // MS_PER_DAY).astype(np.float64),
+                   h, lo, v)
 
 
 @dataclass
@@ -79,8 +88,20 @@ class RunBuffers:
 
     @classmethod
     def empty(cls, n: int) -> RunBuffers:
-        return cls(np.empty((n, K.N_OUT)), np.empty((n, 2), dtype=np.int8), np.empty((n, 5)),
-                   np.empty((n, 4), dtype=np.int64))
+        # up to two fills per decision (intrabar: maker, then the taker fallback)
+        return cls(np.empty((n, K.N_OUT)), np.empty((n, 2), dtype=np.int8), np.empty((2 * n, 5)),
+                   np.empty((2 * n, 4), dtype=np.int64))
+
+
+def finite_bnb_wallet(config: Config, wallet: float | None = None, has_prices: bool = True) -> bool:
+    """SPEC R23: is a finite BNB fee wallet modelled (pay_fees_in_bnb and start_bnb > 0)? It needs
+    BNBBTC prices; without them this is a one-line ConfigError."""
+    wallet = config.fees.start_bnb if wallet is None else wallet
+    finite = config.fees.pay_fees_in_bnb and wallet > 0
+    if finite and not has_prices:
+        raise ConfigError(f"start_bnb {wallet:g} models a finite BNB fee wallet, which needs BNBBTC prices: "
+                          "pass --bnb-data FILE, or set start_bnb 0 (wallet assumed kept funded, SPEC R23)")
+    return finite
 
 
 class EthBtcStrategy:
@@ -106,6 +127,8 @@ class EthBtcStrategy:
         return p
 
     def fees_array(self, bnb_model: bool) -> np.ndarray:
+        """Fee slots; ``bnb_model`` = a finite BNB wallet is modelled (R23: start_bnb > 0 with
+        BNBBTC prices). Without it, pay_fees_in_bnb means the funded wallet: always discounted."""
         f = self.config.fees
         a = np.zeros(K.N_FEE)
         a[K.F_MAKER], a[K.F_TAKER] = f.maker_fee, f.taker_fee
@@ -113,6 +136,14 @@ class EthBtcStrategy:
         a[K.F_PAY_BNB] = 1.0 if f.pay_fees_in_bnb else 0.0
         a[K.F_BNB_DISCOUNT] = f.bnb_discount
         a[K.F_BNB_MODEL] = 1.0 if (bnb_model and f.pay_fees_in_bnb) else 0.0
+        ex = self.config.execution
+        a[K.F_FILL_MODEL] = float(K.FILL_MODELS.index(ex.fill_model))
+        a[K.F_TTL] = bar_fraction(ex.ttl_sec / (self.bar_minutes * 60.0), 0)  # rests within its bar
+        a[K.F_SPREAD_BPS] = ex.spread_bps
+        a[K.F_TICK] = ex.tick_size
+        a[K.F_FALLBACK] = 1.0 if ex.taker_fallback else 0.0
+        a[K.F_TOUCH] = 1.0 if ex.fill_on_touch else 0.0
+        a[K.F_VOL_CAP] = 1.0 if ex.volume_fills else 0.0
         return a
 
     def indicators(self, df: pd.DataFrame) -> Indicators:
@@ -139,15 +170,16 @@ class EthBtcStrategy:
         ind = ind if ind is not None else self.indicators(df)
         inputs = inputs if inputs is not None else KernelInputs.of(df, self.bar_minutes)
         buf = buffers if buffers is not None else RunBuffers.empty(n)
-        bnb_model = bnb_close is not None
+        wallet = self.config.fees.start_bnb if bnb is None else bnb
+        bnb_model = finite_bnb_wallet(self.config, wallet, bnb_close is not None)
         bnb_px = bnb_close if bnb_close is not None else np.full(n, np.nan)
         state = K.new_state()
         n_tr = K.simulate(
-            inputs.open_, inputs.close, inputs.close_ms, inputs.day,
+            inputs.open_, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.close_ms, inputs.day,
             ind.ratio, ind.entry, ind.exit, ind.gate_open, ind.mult, bnb_px,
             self.params_array(), self.fees_array(bnb_model), state,
             self.config.risk.basis_btc if btc is None else btc, eth,
-            self.config.fees.start_bnb if bnb is None else bnb, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i,
+            wallet if bnb_model else 0.0, buf.out_f, buf.out_i, buf.tr_f, buf.tr_i,
         )
         return RunArrays(buf.out_f, buf.out_i, buf.tr_f[:n_tr], buf.tr_i[:n_tr], state, ind)
 

@@ -24,13 +24,14 @@ from typing import IO, Literal
 
 import pandas as pd
 
+from .endpoints import VISION_ARCHIVE_URL
 from .errors import DataError, UserError
 from .fileio import atomic_path
 from .httpfetch import Fetcher
 from .klines import Cleanup, read_klines_bytes
 from .timeframes import BINANCE_INTERVALS, binance_interval, interval_minutes
 
-DEFAULT_BASE_URL = "https://data.binance.vision"
+DEFAULT_BASE_URL = VISION_ARCHIVE_URL
 FETCH_COMMAND = (
     "python download_vision.py --symbol ETHBTC --intervals 1h --start 2020-01 --end 2020-03 --out-dir data/raw"
 )

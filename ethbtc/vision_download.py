@@ -89,6 +89,12 @@ def download(symbol: str, intervals: list[str], rng: DateRange, cache: ArchiveCa
         got.update(fetch_all(cache, second, workers, bar))
     results = [_merge(iv, [p for p in plans if p.interval == iv], got, cache, rng, keep) for iv in intervals]
     if all(r.frame.empty for r in results):
+        others = other_intervals(cache, symbol, intervals, plans[0].month)
+        if others:
+            raise UserError(
+                f"no {symbol} {', '.join(intervals)} klines at {cache.base_url} between {rng.start} and {rng.end}, "
+                f"but the archive has {symbol} {', '.join(others)} for {plans[0].month}: the interval is missing "
+                f"there, not the symbol; try --intervals {others[0]}")
         raise UserError(
             f"no {symbol} klines found at {cache.base_url} between {rng.start} and {rng.end} "
             f"(unknown symbol, or no trading in that period?)"
@@ -96,11 +102,33 @@ def download(symbol: str, intervals: list[str], rng: DateRange, cache: ArchiveCa
     return results
 
 
+PROBE_INTERVALS = ("1h", "15m", "1d", "4h", "5m", "30m", "1m")  # asked about (checksum files only) on a miss
+
+
+def other_intervals(cache: ArchiveCache, symbol: str, asked: list[str], month: str) -> list[str]:
+    """Intervals the archive does publish for ``symbol`` in ``month`` (the small .CHECKSUM files
+    are probed, not the zips): tells a missing interval from an unknown symbol."""
+    y, m = (int(x) for x in month.split("-"))
+    out = []
+    for iv in PROBE_INTERVALS:
+        if iv in asked:
+            continue
+        try:
+            if cache.fetcher.get(cache.url(monthly_key(symbol, iv, y, m)) + ".CHECKSUM") is not None:
+                out.append(iv)
+        except (DataError, UserError):  # a probe that fails says nothing either way
+            continue
+    return out
+
+
 def check_all_found(symbol: str, results: list[IntervalResult], rng: DateRange) -> None:
     """Error naming the intervals that had no data (call after writing the others)."""
     empty = [r.interval for r in results if r.frame.empty]
+    found = [r.interval for r in results if not r.frame.empty]
     if empty:
-        raise UserError(f"no {symbol} {', '.join(empty)} klines found between {rng.start} and {rng.end}")
+        why = (f": {symbol} {', '.join(found)} was found, so the archive lacks this interval there"
+               if found else "")
+        raise UserError(f"no {symbol} {', '.join(empty)} klines found between {rng.start} and {rng.end}{why}")
 
 
 def _merge(interval: str, plans: list[MonthPlan], got: dict[str, Fetched], cache: ArchiveCache,

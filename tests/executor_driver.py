@@ -16,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,17 @@ def anchored_candles(now_ms: int) -> pd.DataFrame:
 
 
 class ExecutorDriver:
-    """``live_executor.py --mode testnet`` against an in-process simulator, until ``stop()``."""
+    """``live_executor.py --mode testnet`` against an in-process simulator, until ``stop()``.
 
-    def __init__(self, workdir: Path, poll_sec: float = 0.05, ttl_sec: float = 0.5) -> None:
+    Optional: ``candles`` (a function of "now" in ms, default ``anchored_candles``), ``params``
+    (config overrides), ``faults`` (``None`` = none), ``extra_args`` for the executor; ``restart``
+    runs a new executor process on the same state, simulator and port."""
+
+    def __init__(self, workdir: Path, poll_sec: float = 0.05, ttl_sec: float = 0.5, *,
+                 candles: Callable[[int], pd.DataFrame] = anchored_candles, params: dict[str, Any] | None = None,
+                 faults: dict[str, Any] | None = FAULTS, extra_args: Sequence[str] = ()) -> None:
         self.workdir = workdir
+        self.candles, self.params, self.faults, self.extra_args = candles, dict(params or {}), faults, list(extra_args)
         self.port = free_port()
         self.sim: SimServer | None = None
         self._sim_cm: Any = None
@@ -73,19 +81,33 @@ class ExecutorDriver:
         return f"http://{self.target}"
 
     def start(self) -> ExecutorDriver:
-        candles = anchored_candles(int(time.time() * 1000))
+        candles = self.candles(int(time.time() * 1000))
         self._sim_cm = serve_sim(candles, balances=dict(DEFAULT_BALANCES), api_key=SIM_KEY, api_secret=SIM_SECRET,
                                  start=HISTORY_BARS, clock="manual", partial_fill=0.5)
         self.sim = self._sim_cm.__enter__()
-        self.sim.set_faults(**FAULTS)
-        params = write_params(self.workdir, bar_interval_minutes=1, ttl_sec=self.ttl_sec, poll_sec=self.poll_sec)
-        args = ["--params", str(params), "--mode", "testnet", "--state", str(self.workdir / "state.json"),
-                "--metrics-port", str(self.port), "--metrics-addr", "127.0.0.1", "--http-timeout", "3"]
+        self.sim.set_faults(**(self.faults or {}))
         self._log = open(self.log_path, "w")  # noqa: SIM115 -- closed in stop()
-        self.proc = subprocess.Popen(executor_cmd(*args), env=executor_env(self.sim), stdout=self._log,
-                                     stderr=subprocess.STDOUT, text=True)
+        self._spawn()
         self._pacer.start()
         return self
+
+    def _spawn(self, *extra: str) -> None:
+        params = write_params(self.workdir, **({"bar_interval_minutes": 1, "ttl_sec": self.ttl_sec,
+                                                 "poll_sec": self.poll_sec} | self.params))
+        args = ["--params", str(params), "--mode", "testnet", "--state", str(self.workdir / "state.json"),
+                "--metrics-port", str(self.port), "--metrics-addr", "127.0.0.1", "--http-timeout", "3",
+                *self.extra_args, *extra]
+        self.proc = subprocess.Popen(executor_cmd(*args), env=executor_env(self.sim), stdout=self._log,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def restart(self, *extra: str, params: dict[str, Any] | None = None) -> None:
+        """Stop the executor (SIGTERM, as an operator would) and start it again with ``extra`` flags
+        (e.g. ``--reset-risk``) and ``params`` merged into its config; market and state carry on."""
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.params |= params or {}
+        self._spawn(*extra)
 
     def release(self) -> None:
         """Let the market run (call once Prometheus scrapes the executor: the catch-up trades then
@@ -101,7 +123,7 @@ class ExecutorDriver:
 
     def resume(self) -> None:
         assert self.sim is not None
-        self.sim.set_faults(**FAULTS)
+        self.sim.set_faults(**(self.faults or {}))
         self._stalled.clear()
 
     def stop(self) -> None:

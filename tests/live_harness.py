@@ -56,7 +56,8 @@ def write_params(folder: Path, **overrides: Any) -> Path:
 def parity_config(**overrides: Any) -> Config:
     """The production config with a 7-day gate (shorter warm-up) and a fee model both sides share."""
     base = {"gate_window_days": 7, "pay_fees_in_bnb": False, "slippage_bps": 0.0, "maker_fee": 0.001,
-            "taker_fee": 0.001, "basis_btc": 1.0, "ttl_sec": 600.0, "taker_fallback": True}
+            "taker_fee": 0.001, "basis_btc": 1.0, "ttl_sec": 600.0, "taker_fallback": True,
+            "tick_size": float(RULES_2020.tick_size)}  # R22 v3: the backtest's book is the replay's
     return load_config(ROOT / "configs" / "prod_live.json", base | overrides)
 
 

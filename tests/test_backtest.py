@@ -11,7 +11,9 @@ from ethbtc.config import build_config
 from ethbtc.data import Candles, DataReport
 from tests.helpers import candles, random_walk
 
-FAST = {"trend_kind": "sma", "trend_lookback": 4, "vol_window": 3, "cooldown_minutes": 0, "min_trade_btc": 0.0}
+# fill_model next_open: these tests pin R22's next-open fill arithmetic (intrabar fills: tests/test_fillmodel.py)
+FAST = {"trend_kind": "sma", "trend_lookback": 4, "vol_window": 3, "cooldown_minutes": 0, "min_trade_btc": 0.0,
+        "fill_model": "next_open"}
 
 
 def scenario():
@@ -62,6 +64,66 @@ def test_r23_discount_without_bnb_series():
                                "pay_fees_in_bnb": True, "bnb_discount": 0.25})
     buy = run_backtest(cfg, candles(scenario())).trades.iloc[0]
     assert buy.fee_btc == pytest.approx(buy.notional_btc * 0.00075)
+
+
+def test_r22_spot_caps_a_buy_never_spends_more_btc_than_held():
+    """SPEC R22 (v2 rule, v1 behaviour): the decision sizes the buy at the close; the next open gaps up
+    10 %, so the uncapped fill would cost more BTC than the account holds. The fill is capped."""
+    close = scenario()
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    open_[7] = 0.99  # gap up after the buy decision at bar 6 (close 0.9)
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0, "slippage_bps": 50})
+    res = run_backtest(cfg, candles(close, open_=open_))
+    buy = res.trades.iloc[0]
+    assert buy.side == "BUY" and buy.notional_btc == pytest.approx(1.0, rel=1e-12)  # all the BTC, not more
+    assert buy.qty_eth < 1.0 / 0.9 and res.bars.btc.iloc[7] >= 0.0
+    sell = res.trades.iloc[1]
+    assert sell.qty_eth <= res.bars.eth.loc[res.bars.index < sell.time].iloc[-1]  # never more ETH than held
+
+
+def test_r22_float_noise_is_not_a_trade():
+    """SPEC R22: a weight move of at most 1e-12 is float noise (reason hold), even with a zero dead band."""
+    from ethbtc import kernel as K
+    from ethbtc.strategy import EthBtcStrategy
+
+    p = EthBtcStrategy(build_config({"min_trade_btc": 0.0, "rebalance_threshold_w": 0.0, "target_vol": 0.5}),
+                       15).params_array()
+    s = K.new_state()
+    s[K.S_SIGNAL] = 1.0
+    reason, *_ = K.decide(s, p, 0.0, 0.0, 1.0, -0.05, 0.03, 0.01, True, 0.5 + 5e-13, 0.5, 0.5, 0.0)
+    assert K.REASONS[reason] == "hold"
+    reason, *_ = K.decide(s, p, 0.0, 0.0, 1.0, -0.05, 0.03, 0.01, True, 0.5 + 1e-9, 0.5, 0.5, 0.0)
+    assert K.REASONS[reason] == "trade"
+
+
+def test_r23_v2_bnb_data_without_start_bnb_changes_nothing_but_the_report():
+    """SPEC R23 (v2): pay_fees_in_bnb with no start_bnb = a funded wallet. Adding --bnb-data (as the
+    operations manual says) gives identical wealth and fees, and adds the BNB the fees consumed; v1
+    charged the full rate there."""
+    close = np.concatenate([scenario(), scenario()])
+    cfg = build_config(FAST | {"flip_band_entry": 0.05, "flip_band_exit": 0.0, "taker_fee": 0.001,
+                               "maker_fee": 0.001, "pay_fees_in_bnb": True, "bnb_discount": 0.25})
+    bnb_px = np.full(len(close), 0.01)
+    without, with_ = run_backtest(cfg, candles(close)), run_backtest(cfg, candles(close), candles(bnb_px))
+    assert len(with_.trades) == 4
+    np.testing.assert_array_equal(with_.bars.wealth_btc.to_numpy(), without.bars.wealth_btc.to_numpy())
+    np.testing.assert_array_equal(with_.trades.fee_btc.to_numpy(), without.trades.fee_btc.to_numpy())
+    assert with_.trades.fee_btc.to_numpy() == pytest.approx(with_.trades.notional_btc.to_numpy() * 0.00075)
+    assert with_.summary["bnb_used"] == pytest.approx(with_.summary["fees_btc"] / 0.01)
+    assert (with_.bars.bnb == 0).all()  # no wallet is drawn down
+    assert with_.summary["fee_model"].startswith("fees in BNB at -25 %, wallet assumed funded; BNB used 0.")
+    assert "BNB used n/a" in without.summary["fee_model"]
+    full = run_backtest(cfg.with_overrides({"pay_fees_in_bnb": False}), candles(close), candles(bnb_px))
+    assert full.summary["fees_btc"] > with_.summary["fees_btc"]
+    assert full.summary["fee_model"] == "fees in the received asset at the full rate"
+
+
+def test_r23_finite_wallet_needs_bnbbtc_prices():
+    from ethbtc.errors import ConfigError
+
+    cfg = build_config(FAST | {"pay_fees_in_bnb": True, "start_bnb": 0.1})
+    with pytest.raises(ConfigError, match="start_bnb 0.1 models a finite BNB fee wallet, which needs BNBBTC prices"):
+        run_backtest(cfg, candles(scenario()))
 
 
 def test_r27_r28_r29_result_shapes():
@@ -116,7 +178,7 @@ def test_property_weights_within_bounds(p, seed):
 @PROP
 @given(p=params, seed=st.integers(0, 1000))
 def test_property_zero_costs_wealth_moves_only_with_price(p, seed):
-    cfg = _cfg(p, maker_fee=0.0, taker_fee=0.0, slippage_bps=0.0)
+    cfg = _cfg(p, maker_fee=0.0, taker_fee=0.0, slippage_bps=0.0, fill_model="next_open")
     c = candles(random_walk(300, seed, vol=0.01), open_=None)
     b = run_backtest(cfg, c).bars
     o = c.df.open.to_numpy()
@@ -144,10 +206,15 @@ def test_golden_real_1h_full_history(shared_data):
 
     c = load_candles(shared_data / "ETHBTC_1h_2017-07_2023-06.csv")
     b = load_candles(shared_data / "BNBBTC_1h_2017-07_2023-06.csv")
-    s = run_backtest(load_config("configs/selected_params_15m_final.json"), c, b).summary
-    assert (s["turns"], s["trades"]) == (558, 3851)
-    assert s["final_btc"] == pytest.approx(0.047119077000331785, rel=1e-9)
-    assert s["fees_btc"] == pytest.approx(0.005810661872931183, rel=1e-9)
+    # fill_model next_open: the v2 figures below; the v3 default (intrabar) is pinned in test_fillmodel.py
+    s = run_backtest(load_config("configs/selected_params_15m_final.json", {"fill_model": "next_open"}), c, b).summary
+    # SPEC v2 moved these (v1: 3851 trades, final 0.047119077000331785, fees 0.005810661872931183): R19 v2
+    # trades the moves v1 left stuck inside the dead band (step 0.33 x gap < 0.03), and R23 v2 keeps the
+    # BNB discount with --bnb-data and no start_bnb (v1 charged the full rate there).
+    assert (s["turns"], s["trades"]) == (558, 4554)
+    assert s["final_btc"] == pytest.approx(0.03866994345408524, rel=1e-9)
+    assert s["fees_btc"] == pytest.approx(0.004830720052703366, rel=1e-9)
+    assert s["fee_model"] == "fees in BNB at -25 %, wallet assumed funded; BNB used 4.481"
 
 
 def test_golden_real_15m_with_bnb_fees(shared_data):
@@ -156,8 +223,10 @@ def test_golden_real_15m_with_bnb_fees(shared_data):
 
     c = load_candles(shared_data / "ETHBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
     b = load_candles(shared_data / "BNBBTC_15m_2020-02_2020-10.freqtrade.json", "15m")
-    res = run_backtest(load_config("configs/prod_live.json", {"start_bnb": 0.5}), c, b)
+    res = run_backtest(load_config("configs/prod_live.json", {"start_bnb": 0.5, "fill_model": "next_open"}), c, b)
     s = res.summary
-    assert (s["turns"], s["trades"]) == (78, 549)
-    assert s["final_btc"] == pytest.approx(0.16783685338576512, rel=1e-9)
+    # SPEC v2 moved these (v1: 549 trades, final 0.16783685338576512): R19 v2 trades the moves v1 left
+    # stuck inside the dead band; the finite wallet (start_bnb 0.5) is R23's unchanged v1 model.
+    assert (s["turns"], s["trades"]) == (78, 667)
+    assert s["final_btc"] == pytest.approx(0.1630914006173023, rel=1e-9)
     assert res.trades.fee_bnb.sum() <= 0.5 + 1e-12

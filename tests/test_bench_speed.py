@@ -22,7 +22,7 @@ def bench(root):
 @pytest.fixture(scope="module")
 def setup():
     cfg = build_config({"trend_lookback": 20, "vol_window": 10, "flip_band_entry": 0.01, "flip_band_exit": 0.002,
-                        "cooldown_minutes": 0, "step_allocation": 0.5, "max_dd_frac": 0.0})
+                        "cooldown_minutes": 0, "step_allocation": 0.5, "max_dd_frac": 0.0, "fill_model": "next_open"})
     df = frame(random_walk(600, seed=5, vol=0.01))
     strat = EthBtcStrategy(cfg, 15)
     return cfg, df, strat, strat.run(df)

@@ -54,6 +54,9 @@ def test_backtest_writes_every_output(root, sample, tmp_path):
         (["backtest"], "the following arguments are required: --data"),
         (["frobnicate"], "invalid choice"),
         (["backtest", "--data", "{eth}", "--start", "not-a-date"], "invalid date"),
+        (["backtest", "--data", "{eth}", "--pay-fees-in-bnb", "--start-bnb", "0.5"],  # SPEC R23: finite wallet
+         "start_bnb 0.5 models a finite BNB fee wallet, which needs BNBBTC prices: pass --bnb-data FILE"),
+        (["backtest", "--data", "{eth}", "--start-bnb", "-1"], "argument --start-bnb: must be a number >= 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(root, sample, tmp_path, args, needle):
@@ -85,3 +88,15 @@ def test_optimize_is_reproducible_with_seed_and_emits_loadable_config(root, samp
     assert len(trials) == 8 and {"trend_lookback", "train_final_btc", "test_final_btc"} <= set(trials.columns)
     r = bot(root, "backtest", "--data", eth, "--config", tmp_path / "best.json")
     assert r.returncode == 0, r.stderr
+
+
+def test_backtest_says_which_fee_model_ran(root, sample):
+    """SPEC R23 (v2): the summary names the fee model; --start-bnb switches to the finite wallet."""
+    eth, bnb = sample
+    common = ["backtest", "--data", eth, "--bnb-data", bnb, "--config", root / "configs/prod_live.json",
+              "--start", "2022-01-10", "--end", "2022-02-20"]
+    funded, wallet, full = bot(root, *common), bot(root, *common, "--start-bnb", "0.01"), bot(root, *common, "--no-bnb")
+    assert funded.returncode == wallet.returncode == full.returncode == 0, funded.stderr + wallet.stderr + full.stderr
+    assert "(fees in BNB at -25 %, wallet assumed funded; BNB used " in funded.stdout
+    assert "(fees in BNB at -25 % from a 0.01 BNB wallet, then the received asset at the full rate; BNB used " in wallet.stdout
+    assert "(fees in the received asset at the full rate)" in full.stdout

@@ -271,9 +271,19 @@ def test_readme_command_as_a_user_types_it(mirror: Mirror, shared_data: Path, tm
 def test_missing_interval_is_an_error_after_writing_the_others(mirror: Mirror, tmp_path: Path) -> None:
     res = cli("--symbol", "ETHBTC", "--intervals", "1h", "4h", "--start", "2023-06", "--end", "2023-07",
               "--out-dir", "out", "--base-url", mirror.url, cwd=tmp_path)
-    assert res.returncode == 2 and res.stderr == "error: no ETHBTC 4h klines found between 2023-06-01 and 2023-07-31\n"
+    assert res.returncode == 2 and res.stderr == ("error: no ETHBTC 4h klines found between 2023-06-01 and 2023-07-31: "
+                                                  "ETHBTC 1h was found, so the archive lacks this interval there\n")
     assert "not published: 2023-07" in res.stdout  # neither monthly nor daily zips for 1h July
     assert len(pd.read_csv(tmp_path / "out/ETHBTC_1h_2023-06_2023-07_vision.csv")) == 720
+
+
+def test_interval_missing_for_a_known_symbol_names_the_interval(mirror: Mirror, tmp_path: Path) -> None:
+    """Issue 13: the v3 manual's --intervals 15m where the archive has only 1h: the interval is
+    the problem (not the symbol), and the message gives the flag that works."""
+    res = cli("--symbol", "ETHBTC", "--intervals", "15m", "--start", "2023-01-01", "--end", "2023-02-01",
+              "--out-dir", "out", "--base-url", mirror.url, cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "the interval is missing there, not the symbol; try --intervals 1h" in res.stderr
 
 
 def test_output_loads_and_backtests(mirror: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

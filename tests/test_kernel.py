@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from ethbtc import kernel as K
 from ethbtc.config import build_config
@@ -132,3 +134,44 @@ def test_r18_bnb_wallet_not_in_weight_but_in_risk_wealth():
     s, p = K.new_state(), prm()
     out = step(s, p, btc=0.5, eth=0.5, extra=10.0)
     assert out["w_cur"] == pytest.approx(0.5) and s[K.S_PEAK] == pytest.approx(11.0)
+
+
+def test_r19_v2_no_stuck_zone_the_reported_case_trades_out_in_one_move():
+    """SPEC R19 (v2): prod_live's step 0.33 / threshold 0.03 held 8.7 % ETH at target 0 forever in v1
+    (stepped to 0.058, a move inside the dead band); now the step snaps to the target."""
+    s, p = K.new_state(), prm(step_allocation=0.33, rebalance_threshold_w=0.03)
+    out = step(s, p, ratio=0.0, btc=0.913, eth=0.087)  # signal BTC, target 0
+    assert out["target"] == 0 and out["w_cur"] == pytest.approx(0.087)
+    assert out["reason_name"] == "trade" and out["desired"] == 0 and out["delta"] == pytest.approx(-0.087)
+
+
+def test_r19_v2_snaps_when_the_distance_left_is_inside_the_band():
+    s, p = K.new_state(), prm(step_allocation=0.9, rebalance_threshold_w=0.05)
+    out = step(s, p, ratio=-0.05)  # 0 -> 1: stepped 0.9 leaves 0.1 >= 0.05: a plain step
+    assert out["desired"] == pytest.approx(0.9)
+    out = step(s, p, t=1, ratio=-0.05, btc=0.3, eth=0.7)  # gap 0.3: the step would leave 0.03 < band -> snap
+    assert out["desired"] == 1.0 and out["reason_name"] == "trade" and out["delta"] == pytest.approx(0.3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(step_=st.floats(0.01, 1.0), thresh=st.floats(0.0, 0.5), w=st.floats(0.0, 1.0), target=st.floats(0.0, 1.0))
+def test_r19_r20_a_gap_at_least_the_band_always_trades_and_the_target_is_reached(step_, thresh, w, target):
+    """SPEC R19-R20 (v2): with no other blocker (risk, warm-up, cooldown, minimum trade), a bar whose
+    |w* - w_cur| >= rebalance_threshold_w trades, never overshoots, and a stepped approach reaches the
+    target exactly in whole moves."""
+    assume(abs(target - w) > K.EPS_W and abs(target - w) >= thresh)
+    p = prm(step_allocation=step_, rebalance_threshold_w=thresh, max_position=1.0, target_vol=0.5,
+            min_mult=0.0, max_mult=1.0)
+    s = K.new_state()
+    s[K.S_SIGNAL] = 1.0  # ETH, ratio below -exit: no flip, target = mult
+    out = step(s, p, ratio=-0.05, mult=target, btc=1.0 - w, eth=w)
+    assert out["reason_name"] == "trade"
+    assert min(w, target) - 1e-12 <= out["desired"] <= max(w, target) + 1e-12
+    if thresh >= 1e-3:
+        for i in range(1, 2000):
+            if out["desired"] == target:
+                break
+            cur = out["desired"]
+            out = step(s, p, t=i, ratio=-0.05, mult=target, btc=1.0 - cur, eth=cur)
+            assert out["reason_name"] in ("trade", "hold", "threshold")
+        assert out["desired"] == target

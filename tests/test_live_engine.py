@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -171,11 +171,12 @@ def test_state_of_another_mode_is_refused(sim: SimServer, fast_dir: Path) -> Non
 
 
 def test_dry_mode_trades_a_paper_wallet_and_sends_no_order(sim: SimServer, fast_dir: Path) -> None:
-    """SPEC R33: public market data, paper wallet of basis_btc, simulated fills, no orders."""
-    cfg = active_config(basis_btc=0.25)
+    """SPEC R33: public market data, paper wallet of basis_btc, simulated fills, no orders. SPEC R23 (v2):
+    with pay_fees_in_bnb the paper wallet charges the discounted fee in the received asset (funded BNB)."""
+    cfg = active_config(basis_btc=0.25, pay_fees_in_bnb=True, bnb_discount=0.25, maker_fee=0.001, taker_fee=0.001)
     market = Exchange(sim.base_url, "ETHBTC")  # no keys at all
     market.sync_time()
-    paper = PaperAccount(market, market.filters(), cfg.fees.maker_fee, cfg.fees.taker_fee, start_quote=0.25)
+    paper = PaperAccount.for_config(market, market.filters(), cfg.fees, start_quote=0.25)
     engine = make_engine(sim, cfg, fast_dir, mode="dry", account=paper)
     engine.market = market
     engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
@@ -185,6 +186,9 @@ def test_dry_mode_trades_a_paper_wallet_and_sends_no_order(sim: SimServer, fast_
     assert sim.order_log == [] and sim.ledger() == []
     fills = pd.read_csv(fast_dir / "trades_log.csv")
     assert len(fills) >= 5 and set(fills["side"]) == {"BUY", "SELL"}
+    for f in fills.to_dict("records"):
+        got = Decimal(str(f["qty"])) if f["side"] == "BUY" else Decimal(str(f["quote_qty"]))
+        assert Decimal(str(f["commission"])) == (got * Decimal("0.00075")).quantize(Decimal("1e-8"), ROUND_HALF_UP)
     saved = StateStore(fast_dir / "state.json").load()
     assert saved is not None and saved.paper is not None
     assert {a: Decimal(v) for a, v in saved.paper["free"].items()} == {a: fl for a, (fl, _) in paper.balances().items()}

@@ -199,3 +199,47 @@ def test_numpy_state_survives_json(tmp_path: Path) -> None:
     assert os.path.getsize(tmp_path / "x.json") > 0
     loaded = StateStore(tmp_path / "x.json").load()
     assert loaded is not None and list(loaded.kernel_array()) == [1.0, 1.6e12, 1.1, 0.0, 19000.0, 1.05, 0.0, 3.0]
+
+
+def test_state_speaks_the_v3_manuals_names_and_editing_the_flag_resets_risk(tmp_path: Path) -> None:
+    """Issue 13 / SPEC R34: top-level session_start_W, risk_maxdd_hit (boolean), last_bar_close;
+    the manual's "edit risk_maxdd_hit to false" is an operator reset recorded in the event log."""
+    path = tmp_path / "state.json"
+    store = StateStore(path)
+    state = fresh_state("testnet", "ETHBTC", "15m", 0.16)
+    arr = state.kernel_array()
+    arr[STATE_NAMES.index("risk_maxdd_hit")] = 1.0
+    arr[STATE_NAMES.index("peak_w")] = 0.2
+    state.set_kernel(arr)
+    store.save(state)
+    data = json.loads(path.read_text())
+    assert data["session_start_W"] == 0.16 and data["risk_maxdd_hit"] is True and "last_bar_close" in data
+    assert "session_start_w" not in data
+    data["risk_maxdd_hit"] = False  # what the operator does with an editor
+    path.write_text(json.dumps(data))
+    loaded = store.load()
+    assert loaded is not None and loaded.kernel["risk_maxdd_hit"] == 0.0 and loaded.kernel["peak_w"] is None
+    assert "risk_maxdd_hit edited to false" in loaded.events[-1]
+    store.save(loaded)
+    again = store.load()
+    assert again is not None and again.risk_maxdd_hit is False and len(again.events) == len(loaded.events)
+    data["risk_maxdd_hit"] = "no"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateError, match="risk_maxdd_hit must be true or false"):
+        store.load()
+
+
+def test_version_1_state_files_still_read(tmp_path: Path) -> None:
+    state = fresh_state("dry", "ETHBTC", "15m", 1.5)
+    state.set_kernel(state.kernel_array())
+    old = json.loads(state.model_dump_json())  # field names as version 1 wrote them
+    old = {k: v for k, v in old.items() if k != "risk_maxdd_hit"} | {"version": 1}
+    old["kernel"]["risk_maxdd_hit"] = 1.0
+    assert "session_start_w" in old
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    loaded = StateStore(path).load()
+    assert loaded is not None and loaded.session_start_w == 1.5 and loaded.version == 2
+    assert loaded.kernel["risk_maxdd_hit"] == 1.0  # no top-level flag: nothing was edited, latch kept
+    StateStore(path).save(loaded)
+    assert json.loads(path.read_text())["risk_maxdd_hit"] is True

@@ -123,6 +123,8 @@ def test_emitted_config_loads_unchanged_and_backtests_to_the_reported_figures(ro
     trials = pd.read_csv(tmp_path / "t.csv")
     pick = trials[trials["selected"]].iloc[0]
     assert raw["meta"]["trial"] == pick["trial"]
+    assert raw["meta"]["spec_version"] == 3 and (trials["spec_version"] == 3).all()  # SPEC v3 (issues 14, 20)
+    assert raw["execution"]["fill_model"] == "intrabar" and (trials["fill_model"] == "intrabar").all()  # R22 v3
     for k in PARAM_COLUMNS:
         assert getattr(cfg.strategy, k) == pytest.approx(pick[k]) if k != "trend_kind" else cfg.strategy.trend_kind == pick[k]
     bt = subprocess.run([sys.executable, str(root / "ethbtc_accum_bot.py"), "backtest", "--data", str(data[0]),
@@ -133,6 +135,7 @@ def test_emitted_config_loads_unchanged_and_backtests_to_the_reported_figures(ro
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["final_btc"] == pytest.approx(pick["test_final_btc"], rel=1e-9)
     assert s["turns"] == pick["test_turns"] and s["trades"] == pick["test_trades"]
+    assert "fees in BNB at -25 %, wallet assumed funded; BNB used" in bt.stdout  # R23 v2: which fee model ran
     assert (tmp_path / "t.xlsx").stat().st_size > 0
 
 

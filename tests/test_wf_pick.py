@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ethbtc import kernel as K
 from ethbtc.config import build_config, load_config
 from ethbtc.data import Candles, DataReport, load_candles
 from ethbtc.research import walkforward as W
@@ -84,6 +85,8 @@ def test_picks_the_planted_family_and_emits_a_config_that_backtests(root, tmp_pa
     assert (s.trend_kind, s.bar_interval_minutes) == ("sma", 15)
     assert 96 <= s.trend_lookback <= 104 and 240 <= s.cooldown_minutes < 360 and s.flip_band_exit == pytest.approx(0.011)
     assert cfg.risk.basis_btc == 0.16 and cfg.meta["source"] == "wf_pick.py"  # base config carried over
+    assert cfg.meta["spec_version"] == K.SPEC_VERSION  # results of other SPEC versions are not comparable
+    assert "were made under SPEC v1" in r.stderr  # these runs files carry no spec_version: pre-v2
     members = pd.concat([pd.read_csv(p) for p in runs])
     members = members[members["trend_kind"].eq("sma") & members["trend_lookback"].between(96, 104)
                       & members["test_final_btc"].gt(1.1)]
@@ -100,7 +103,7 @@ def test_min_occurs_excludes_one_run_wonders(root, tmp_path):
     assert r.returncode == 0, r.stderr
     assert pd.read_csv(tmp_path / "f.csv").iloc[0]["family"].startswith("roc lb3")  # the one-off wins without the rule
     r = pick(root, "--runs", *runs, "--min-occurs", 4)
-    assert r.returncode == 2 and "no family appears in at least 4 runs" in r.stderr
+    assert r.returncode == 2 and "3 run(s) given but --min-occurs 4" in r.stderr and "--min-occurs 3" in r.stderr
 
 
 def test_a_chance_pick_that_loses_btc_is_flagged(root, tmp_path):
@@ -126,7 +129,7 @@ def test_a_chance_pick_that_loses_btc_is_flagged(root, tmp_path):
 @pytest.mark.parametrize("content, args, needle", [
     ("a,b\n1,2\n", [], "missing column(s) trend_kind"),
     (None, [], "runs file not found"),
-    ("ok", ["--band-round", "3"], "--band-round is the rounding step"),
+    ("ok", ["--band-round", "3.5"], "--band-round is the rounding step"),
     ("ok", ["--family-index", "99"], "--family-index 99 is out of range"),
     ("ok", ["--require-costs", "--drop-costs"], "unrecognized arguments"),
 ])
@@ -222,3 +225,19 @@ def test_walk_forward_cli_end_to_end(root, tmp_path):
     cfg = load_config(tmp_path / "wf.json")
     candles = load_candles(eth)
     assert cfg.bar_minutes() == candles.interval_minutes
+
+
+def test_runs_of_mixed_spec_versions_warn_in_one_line(tmp_path, capsys):
+    """SPEC v2 (issue 14): trial CSVs record spec_version; stacking runs of different versions warns."""
+    from ethbtc.research.families import load_runs
+
+    old, new = _runs(tmp_path, n_runs=2)
+    df = pd.read_csv(new)
+    df["spec_version"] = K.SPEC_VERSION
+    df.to_csv(new, index=False)
+    load_runs([str(new)])
+    assert capsys.readouterr().err == ""
+    load_runs([str(old), str(new)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: the runs files mix SPEC versions v1, v{K.SPEC_VERSION}: their figures are not "
+                   "comparable (v2 changed R19 stepping and R23 BNB fees, v3 R22's fill model); re-run the older ones"]

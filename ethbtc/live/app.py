@@ -19,6 +19,7 @@ from typing import Any
 
 from dotenv import load_dotenv
 
+from ..alerting import TradeNotifier, check_alertmanager_url
 from ..cli import ArgumentParser
 from ..config import Config, load_config
 from ..errors import UserError
@@ -78,8 +79,12 @@ def build_parser() -> ArgumentParser:
                    help="closed bars of history to keep (raised to what the indicators need; default 1000)")
     p.add_argument("--taker-fallback", action=argparse.BooleanOptionalAction, default=None,
                    help="send the unfilled rest as MARKET after the ttl (config execution.taker_fallback)")
-    p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json", help="state file (R34)")
-    p.add_argument("--trades-csv", help="trade ledger (default: trades_log.csv beside the state file)")
+    p.add_argument("--state", default=env.get("STATE_FILE") or "run_state/state.json",
+                   help="state file (R34; default: $STATE_FILE, else run_state/state.json). An absolute path under a "
+                        "top-level folder that does not exist is refused (/data is the container's volume, not a "
+                        "host folder)")
+    p.add_argument("--trades-csv", default=env.get("TRADES_CSV") or None,
+                   help="trade ledger (default: $TRADES_CSV, else trades_log.csv beside the state file)")
     p.add_argument("--decisions-csv", help="per-bar decision journal (default: decisions_log.csv beside the state)")
     p.add_argument("--once", action="store_true", help="one iteration (decide any newly closed bar), then exit")
     p.add_argument("--max-bars", type=_count, help="exit after deciding this many bars (rehearsals)")
@@ -90,6 +95,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--recv-window-ms", type=_count, default=5000, help="recvWindow of signed requests (5000)")
     add_log_args(p)  # -v (level bar, debug), -vv (also HTTP libraries), --log-json
     add_metrics_args(p)  # --metrics-port (9109, 0 = off), --metrics-addr
+    p.add_argument("--alertmanager-url", default=env.get("ALERTMANAGER_URL") or "",
+                   help="post one notice per executed trade to this Alertmanager, e.g. http://127.0.0.1:9093 "
+                        "(default: $ALERTMANAGER_URL; empty = no trade notices; README 'Alerts')")
     return p
 
 
@@ -143,6 +151,18 @@ def connect(mode: str, url: str, symbol: str, interval: str, args: argparse.Name
     return ex
 
 
+def check_state_folder(state_path: Path) -> None:
+    """An absolute state path in a folder that does not exist is the container's path used on the
+    host (the v3 .env's STATE_FILE=/data/state.json): creating /data would need root, and a state
+    there is not the one the container keeps. One line that says so, instead of creating it."""
+    folder = state_path.parent
+    missing_top = state_path.is_absolute() and len(folder.parts) > 1 and not Path(*folder.parts[:2]).exists()
+    if missing_top:  # e.g. /data on a host: only the container has it (deeper new folders are created)
+        raise UserError(f"state folder {folder} does not exist (state file {state_path}); /data/state.json is the "
+                        "path inside the Docker container, where ./run_state is mounted: on this machine use "
+                        "STATE_FILE=run_state/state.json (or --state run_state/state.json), or create the folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     load_env()
     args = build_parser().parse_args(argv)
@@ -153,9 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, interval = resolve_config(args)
     url = resolve_base_url(mode, os.environ.get("BINANCE_BASE_URL"))
     state_path = Path(args.state)
+    check_state_folder(state_path)
     trades_csv = Path(args.trades_csv or state_path.with_name("trades_log.csv"))
     decisions_csv = Path(args.decisions_csv or state_path.with_name("decisions_log.csv"))
     check_outputs(state_path, trades_csv, decisions_csv)  # bad paths fail before the exchange is touched
+    am_url = check_alertmanager_url(args.alertmanager_url) if args.alertmanager_url.strip() else None
     strategy = EthBtcStrategy(cfg)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -178,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         account: Any = market
         paper: PaperAccount | None = None
         if mode == "dry":
-            paper = PaperAccount(market, market.filters(), cfg.fees.maker_fee, cfg.fees.taker_fee,
+            paper = PaperAccount.for_config(market, market.filters(), cfg.fees,
                                  saved.paper if saved else None, start_quote=cfg.risk.basis_btc)
             account = paper
         history = max(args.klines_limit, strategy.warmup_bars() + 1440 // cfg.bar_minutes())
@@ -192,11 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.save_hooks.append(lambda st: setattr(st, "paper", paper.to_json()))
         quote = market.filters().quote
         engine.on_bar.append(lambda r: log.log(logging.DEBUG if r.catchup else logging.INFO, "%s", heartbeat(r, quote)))
-        Monitor(engine, metrics, health, level_bar=args.verbose >= 1)
+        notifier = TradeNotifier(am_url) if am_url else None
+        if notifier is not None:
+            stack.callback(notifier.close)
+            log.info("trade notices to Alertmanager %s", am_url)
+        monitor = Monitor(engine, metrics, health, level_bar=args.verbose >= 1, notifier=notifier)
         log.info("live executor: mode=%s url=%s symbol=%s interval=%s params=%s state=%s history=%d bars",
                  mode, url, args.symbol, interval, args.params, state_path, history)
         try:
             state = engine.start(fresh_state=args.fresh_state, reset_risk=args.reset_risk)
+            monitor.started()
             if args.once:
                 engine.poll_once()
             else:

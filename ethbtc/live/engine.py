@@ -116,6 +116,7 @@ class Engine:
                                   poll_sec=self.opts.poll_sec)
         self.runner.on_order, self.runner.on_fill = self.on_order, self.on_fill
         state = self.store.load()
+        self._log_balances()
         ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
         if state is None:
             if ours and not fresh_state:
@@ -135,12 +136,27 @@ class Engine:
                                  f"interval={self.opts.interval}; use another --state path")
             log.info("resuming: last bar acted on %s, session start W %.8f", state.last_bar_close,
                      state.session_start_w)
+            for event in state._load_notes:
+                log.warning("state file: %s", event)
         self.state = state
         if reset_risk:
             self._reset_risk()
         self._reconcile(ours)
         self.save()
         return state
+
+    def _log_balances(self) -> None:
+        """The start-up line operators look for (v3 manual): the account's balances, as read."""
+        bal = self.account.balances()
+        f = self.filters
+        assets = [a for a in dict.fromkeys([getattr(f, "base", "ETH"), getattr(f, "quote", "BTC"), "BNB"])
+                  if a in bal or a != "BNB"]
+        parts = []
+        for a in assets:
+            free, locked = bal.get(a, (Decimal(0), Decimal(0)))
+            parts.append(f"{a} {free.normalize():f} free" + (f" + {locked.normalize():f} locked" if locked else ""))
+        log.info("[BALANCE] Successfully fetched balances (%s): %s; wealth %.8f %s", self.opts.mode,
+                 ", ".join(parts), self.wealth_of(bal), getattr(f, "quote", "BTC"))
 
     def _recent_orders(self) -> list[Any]:
         return sorted(self.account.recent_orders(), key=lambda o: o.order_id)

@@ -15,18 +15,21 @@ from decimal import Decimal
 from typing import IO, Any
 
 from .. import __version__
+from ..alerting import TradeNotice, TradeNotifier
 from ..health import HealthState
 from ..kernel import S_DAILY_PAUSED, S_DAY_START, S_MAXDD_HIT, S_PEAK
 from ..levels import price_levels
 from ..metrics import BotMetrics
 from .engine import BarReport, Engine
 from .exchange import Fill, OrderInfo
+from .state import utc_iso
 
 
 class Monitor:
     def __init__(self, engine: Engine, metrics: BotMetrics | None, health: HealthState | None,
-                 level_bar: bool = False, out: IO[str] | None = None) -> None:
+                 level_bar: bool = False, out: IO[str] | None = None, notifier: TradeNotifier | None = None) -> None:
         self.engine = engine
+        self.notifier = notifier
         self.metrics = metrics
         self.health = health
         self.level_bar = level_bar
@@ -44,6 +47,8 @@ class Monitor:
 
     def bar(self, r: BarReport) -> None:
         d = r.decision
+        if self.notifier is not None and r.execution is not None and r.execution.fills and not r.catchup:
+            self.notifier.notify(self.trade_notice(r))
         st = self.engine.state
         kernel = st.kernel_array() if st is not None else None
         if self.metrics is not None:
@@ -71,6 +76,19 @@ class Monitor:
             print(ascii_levelbar.render(d.close, buy, sell, closes, width=100, symbol=self.engine.opts.symbol),
                   file=self.out, flush=True)
 
+    def started(self) -> None:
+        """After ``engine.start``: the breaker flags of the loaded state, before the first bar is
+        decided (a restart must not report a latched breaker as cleared, nor resolve its alert)."""
+        st = self.engine.state
+        if st is None:
+            return
+        kernel = st.kernel_array()
+        maxdd, daily = bool(kernel[S_MAXDD_HIT]), bool(kernel[S_DAILY_PAUSED])
+        if self.metrics is not None:
+            self.metrics.set_breakers(maxdd, daily)
+        if self.health is not None:
+            self.health.set_breakers(maxdd, daily)
+
     def tick(self) -> None:
         if self.metrics is not None:
             self.metrics.heartbeat()
@@ -91,13 +109,31 @@ class Monitor:
         if kind == "market":
             self.metrics.inc_taker_fallback()
 
+    def fee_quote(self, f: Fill) -> Decimal:
+        """A fill's commission valued in the quote asset (BNB fees: 0 here, as in the metrics)."""
+        filters = self.engine.filters
+        return f.commission if filters is None or f.commission_asset == filters.quote else (
+            f.commission * f.price if f.commission_asset == filters.base else Decimal(0))
+
     def fill(self, f: Fill) -> None:
         if self.metrics is None:
             return
-        filters = self.engine.filters
-        fee = f.commission if filters is None or f.commission_asset == filters.quote else (
-            f.commission * f.price if f.commission_asset == filters.base else Decimal(0))
-        self.metrics.observe_fill(f.side.lower(), f.is_maker, float(f.qty), float(f.quote_qty), float(fee))
+        self.metrics.observe_fill(f.side.lower(), f.is_maker, float(f.qty), float(f.quote_qty),
+                                  float(self.fee_quote(f)))
+
+    def trade_notice(self, r: BarReport) -> TradeNotice:
+        """The figures of one bar's executed rebalance (all of its fills together)."""
+        ex = r.execution
+        assert ex is not None and ex.fills
+        qty = sum((f.qty for f in ex.fills), Decimal(0))
+        quote = sum((f.quote_qty for f in ex.fills), Decimal(0))
+        close_ms = r.decision.bar_open_ms + self.engine.opts.interval_ms
+        return TradeNotice(symbol=self.engine.opts.symbol, mode=self.engine.opts.mode,
+                           bar_close=utc_iso(close_ms), side=ex.fills[0].side.upper(),
+                           qty=float(qty), avg_price=float(quote / qty) if qty else 0.0, quote_qty=float(quote),
+                           fee_quote=float(sum((self.fee_quote(f) for f in ex.fills), Decimal(0))),
+                           fills=len(ex.fills), weight=r.eth * r.decision.close / r.wealth if r.wealth > 0 else 0.0,
+                           wealth=r.wealth, pnl=r.pnl)
 
     def request(self, path: str, seconds: float, error: Any) -> None:
         if self.metrics is not None:

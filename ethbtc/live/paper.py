@@ -6,7 +6,8 @@ ever sent to the exchange: orders live in this object, which the engine persists
 state file. Fill model: a MARKET order fills at once at the touch (taker fee); a LIMIT_MAKER
 order that would cross is rejected like Binance does, otherwise it rests and fills at its
 own price (maker fee) once the public book has moved through it (best ask at or below a buy,
-best bid at or above a sell). Fees are charged in the received asset.
+best bid at or above a sell). Fees are charged in the received asset (R23 v2: at the BNB
+discount when the config pays fees in BNB, the BNB wallet assumed funded; :meth:`PaperAccount.for_config`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ..config import FeeParams
 from .errors import InsufficientBalance, WouldTake
 from .exchange import Exchange, Fill, OrderInfo
 from .filters import D, SymbolFilters
@@ -36,6 +38,15 @@ class PaperAccount:
         self.orders: dict[str, dict[str, Any]] = dict(state.get("orders", {}))
         self.fills: list[dict[str, Any]] = list(state.get("fills", []))
         self.next_id = int(state.get("next_id", 1))
+
+    @classmethod
+    def for_config(cls, market: Exchange, filters: SymbolFilters, fees: FeeParams,
+                   state: dict[str, Any] | None = None, start_quote: float = 1.0) -> PaperAccount:
+        """Dry mode's wallet with the config's fee model (SPEC R23 v2): with pay_fees_in_bnb the BNB
+        wallet is assumed kept funded, so every fee gets the discount and its value is charged in
+        the received asset (what the backtest charges; Binance would take the same value in BNB)."""
+        maker, taker = fees.rates_without_bnb_series()
+        return cls(market, filters, maker, taker, state, start_quote=start_quote)
 
     # -- persistence (the engine stores this in the state file) -----------------------------
     def to_json(self) -> dict[str, Any]:

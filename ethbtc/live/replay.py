@@ -1,7 +1,7 @@
 """Rehearsal and parity check: the live engine against the paper exchange, bar by bar, vs the backtest.
 
 ``python -m ethbtc.live.replay --data candles.json --params cfg.json --bars 3000 --report out/parity.md``
-replays history through the simulator (``ethbtc.sim``, manual clock, real HTTP through
+replays history, once with ``taker_fallback`` true and once false (``--execution``), through the simulator (``ethbtc.sim``, manual clock, real HTTP through
 binance-connector) with the engine in testnet mode, runs the backtester on the same bars and
 writes a report of every difference: per bar the target weight, desired weight and reason
 (SPEC R30: one decision function), per trade the side and size. The engine's own waits (order
@@ -12,6 +12,7 @@ exactly. The tests use the same functions.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from ..cli import ArgumentParser, run_main
 from ..config import Config, load_config
 from ..data import Candles, load_candles
 from ..fileio import atomic_write_text
+from ..fillmodel import clock_pos
 from ..sim import SimServer, SymbolRules, serve_sim
 from ..strategy import EthBtcStrategy
 from ..timeframes import binance_interval
@@ -38,6 +40,7 @@ from .ledger import DecisionJournal, TradeLedger
 from .state import StateStore
 
 BAR_SEC = 900.0
+DUST_W = 1e-3  # a weight difference below this between backtest and live is lot-step dust
 
 
 class SimClock:
@@ -74,9 +77,12 @@ def sim_engine(sim: SimServer, cfg: Config, folder: Path, *, key: str, secret: s
 
 
 def next_bar(sim: SimServer) -> None:
-    """Move the market to the open of the next bar (closing the current one)."""
-    frac = float(sim.state()["barFraction"])
-    sim.advance(1.0 - frac if frac > 0 else 1.0)
+    """Move the market to the open of the next bar (closing the current one), from the clock's raw
+    position: the reported barFraction is rounded (ethbtc.fillmodel.bar_fraction), and stepping
+    from it would leave the position up to 5e-10 bar short, which shortens the next order's ttl
+    against the backtest's."""
+    pos = sim.engine.market.clock.pos()
+    sim.advance(math.floor(clock_pos(pos)) + 1.0 - pos)
 
 
 def drive(sim: SimServer, engine: Engine, bars: int) -> list[BarReport]:
@@ -91,18 +97,25 @@ def drive(sim: SimServer, engine: Engine, bars: int) -> list[BarReport]:
 @dataclass
 class Parity:
     bars: int
-    reason_mismatches: pd.DataFrame
+    reason_mismatches: pd.DataFrame  # lot-step dust excluded (``dust_bars``)
+    dust_bars: int
     target_maxdiff: float
     desired_maxdiff: float
     wcur_maxdiff: float
     trades_backtest: int
     trades_live: int
-    trade_diffs: pd.DataFrame  # one row per bar where either side traded
+    trade_diffs: pd.DataFrame  # one row per decision bar where either side filled (fills summed)
     rounding_violations: list[str] = field(default_factory=list)
 
     @property
     def side_mismatches(self) -> int:
         return int((self.trade_diffs["side_bt"] != self.trade_diffs["side_live"]).sum())
+
+    @property
+    def one_sided(self) -> int:
+        """Decision bars where only the backtest or only the live engine filled anything."""
+        t = self.trade_diffs
+        return int(((t["side_bt"] == "") != (t["side_live"] == "")).sum())
 
     @property
     def qty_rel_max(self) -> float:
@@ -114,11 +127,13 @@ class Parity:
         lines = [
             "# Live executor vs backtest (parity report)", "",
             f"- bars compared: {self.bars}",
-            f"- reason mismatches: {len(self.reason_mismatches)}",
+            f"- reason mismatches: {len(self.reason_mismatches)} (besides {self.dust_bars} bars where the exchange "
+            f"left lot-step dust: live `min_trade` where the backtest, at exactly 0, says `hold`)",
             f"- max |target_w diff|: {self.target_maxdiff:.3g}",
             f"- max |desired_w diff|: {self.desired_maxdiff:.3g} (holdings differ by exchange rounding and fill prices)",
             f"- max |w_cur diff|: {self.wcur_maxdiff:.3g}",
-            f"- trades: backtest {self.trades_backtest}, live {self.trades_live}, side mismatches {self.side_mismatches}",
+            f"- trades (decision bars with fills): backtest {self.trades_backtest}, live {self.trades_live}, "
+            f"on one side only {self.one_sided}, side mismatches {self.side_mismatches}",
             f"- trade size: max relative difference {self.qty_rel_max:.3%}, mean "
             f"{float(t['qty_rel_diff'].mean()) if len(t) else 0.0:.3%}",
             f"- orders not equal to the kernel's size rounded to the lot step: {len(self.rounding_violations)}", "",
@@ -145,18 +160,24 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
     bars = bt.bars.loc[bt.bars.index.intersection(live.index)]
     live = live.loc[bars.index]
     bad = bars["reason"] != live["reason"]
-    mism = pd.DataFrame({"reason_bt": bars["reason"], "reason_live": live["reason"],
-                         "w_cur_bt": bars["w_cur"], "w_cur_live": live["w_cur"]})[bad]
-    trades = bt.trades.set_index("decision_time")
+    pair = bars["reason"] + "/" + live["reason"]
+    # lot-step dust: the backtest sells to exactly 0 (R19 v2 snaps), the exchange leaves less than one
+    # lot, which the kernel then calls `min_trade` (a move below the minimum trade), not `hold`
+    dust = bad & pair.isin(["hold/min_trade", "min_trade/hold"]) & ((bars["w_cur"] - live["w_cur"]).abs() < DUST_W)
+    table = pd.DataFrame({"reason_bt": bars["reason"], "reason_live": live["reason"],
+                          "w_cur_bt": bars["w_cur"], "w_cur_live": live["w_cur"]})
+    mism = table[bad & ~dust]
+    # one row per decision: the intrabar model can fill a decision twice (maker, then taker fallback)
+    trades = bt.trades.groupby("decision_time").agg(side=("side", "first"), qty_eth=("qty_eth", "sum"))
     trades = trades.loc[trades.index.isin(live.index)]
-    traded = live[live["reason"] == "trade"]
+    traded = live[(live["reason"] == "trade") & (live["qty"] > 0)]
     idx = trades.index.union(traded.index)
     diffs = pd.DataFrame({
-        "side_bt": trades["side"].reindex(idx).fillna(""), "side_live": live["side"].reindex(idx).fillna(""),
+        "side_bt": trades["side"].reindex(idx).fillna(""), "side_live": traded["side"].reindex(idx).fillna(""),
         "qty_bt": trades["qty_eth"].reindex(idx).fillna(0.0), "qty_live": live["qty"].reindex(idx).fillna(0.0)})
     diffs["qty_rel_diff"] = (diffs["qty_live"] - diffs["qty_bt"]).abs() / diffs["qty_bt"].where(diffs["qty_bt"] > 0)
     rounding = []
-    for t, row in traded.iterrows():
+    for t, row in live[live["reason"] == "trade"].iterrows():
         want = floor_step(Decimal(repr(abs(row["delta_eth"]))), step_size)
         if row["final_reason"] == "trade" and row["qty_ordered"] != want and row["qty_ordered"] > want:
             rounding.append(f"{t}: ordered {row['qty_ordered']} > kernel size {want}")
@@ -165,10 +186,16 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
         d = np.abs(a.to_numpy(float) - b.to_numpy(float))
         return float(np.nanmax(d)) if len(d) and not np.all(np.isnan(d)) else 0.0
 
-    return Parity(bars=len(bars), reason_mismatches=mism, target_maxdiff=maxdiff(bars["target_w"], live["target_w"]),
+    return Parity(bars=len(bars), reason_mismatches=mism, dust_bars=int(dust.sum()), target_maxdiff=maxdiff(bars["target_w"], live["target_w"]),
                   desired_maxdiff=maxdiff(bars["desired_w"], live["desired_w"]),
                   wcur_maxdiff=maxdiff(bars["w_cur"], live["w_cur"]), trades_backtest=len(trades),
                   trades_live=len(traded), trade_diffs=diffs, rounding_violations=rounding)
+
+
+def sim_fill_options(cfg: Config) -> dict[str, Any]:
+    """Paper-exchange settings that the config's intrabar fill model describes (SPEC R22 v3)."""
+    return {"slippage_bps": cfg.fees.slippage_bps, "spread_bps": cfg.execution.spread_bps,
+            "fill_on_touch": cfg.execution.fill_on_touch}
 
 
 def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: SymbolRules | None = None,
@@ -177,7 +204,8 @@ def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: Sym
     balances = {"BTC": str(Decimal(repr(cfg.risk.basis_btc)).quantize(Decimal("1e-8"))), "ETH": "0", "BNB": "0"}
     maker, taker = cfg.fees.rates_without_bnb_series()  # what the backtest charges without BNB data
     with serve_sim(candles.df, balances=balances, api_key=key, api_secret=secret, start=0,
-                   rules=rules or SymbolRules(), maker_fee=round(maker, 10), taker_fee=round(taker, 10)) as sim:
+                   rules=rules or SymbolRules(), maker_fee=round(maker, 10), taker_fee=round(taker, 10),
+                   **sim_fill_options(cfg)) as sim:
         engine = sim_engine(sim, cfg, folder, key=key, secret=secret)
         engine.start()
         reports = drive(sim, engine, bars)
@@ -193,21 +221,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--step-size", default="0.001")
     p.add_argument("--min-notional", default="0.0001")
     p.add_argument("--report", default="out/live_parity.md")
+    p.add_argument("--execution", choices=("both", "fallback", "post-only"), default="both",
+                   help="replay with taker_fallback true, false, or both (default; SPEC R22 v3: parity under "
+                        "every execution setting)")
     a = p.parse_args(argv)
-    cfg = load_config(a.params)
+    base = load_config(a.params, {"tick_size": float(a.tick_size)})  # the backtest's book = the replay's
     candles = load_candles(a.data)
     if a.bars < 2:
         p.error("--bars must be >= 2")
     candles = dataclasses.replace(candles, df=candles.df.iloc[: a.bars + 1])
     rules = SymbolRules(tick_size=Decimal(a.tick_size), min_price=Decimal(a.tick_size), step_size=Decimal(a.step_size),
                         min_qty=Decimal(a.step_size), min_notional=Decimal(a.min_notional))
-    with tempfile.TemporaryDirectory(prefix="ethbtc-replay-") as d:
-        reports, _ = replay(candles, cfg, len(candles.df) - 1, Path(d), rules=rules)
-    parity = compare(reports, cfg, candles, rules.step_size)
-    atomic_write_text(a.report, parity.markdown())
-    print(parity.markdown().split("\n## ")[0])
+    settings = {"both": (True, False), "fallback": (True,), "post-only": (False,)}[a.execution]
+    sections, rows = [], []
+    for fallback in settings:
+        cfg = base.with_overrides({"taker_fallback": fallback})
+        with tempfile.TemporaryDirectory(prefix="ethbtc-replay-") as d:
+            reports, _ = replay(candles, cfg, len(candles.df) - 1, Path(d), rules=rules)
+        parity = compare(reports, cfg, candles, rules.step_size)
+        rows.append(parity_row(cfg, parity))
+        sections.append(f"# taker_fallback: {str(fallback).lower()}\n\n" + parity.markdown())
+    table = parity_table(rows)
+    atomic_write_text(a.report, table + "\n\n" + "\n\n".join(sections))
+    print(table)
     print(f"report written to {a.report}")
     return 0
+
+
+def parity_row(cfg: Config, parity: Parity) -> dict[str, Any]:
+    return {"execution": f"`taker_fallback: {str(cfg.execution.taker_fallback).lower()}`",
+            "fill model": cfg.execution.fill_model,
+            "trades backtest / live": f"{parity.trades_backtest} / {parity.trades_live}",
+            "bars that trade on one side only": parity.one_sided,
+            "max trade-size difference": f"{parity.qty_rel_max:.2%}",
+            "reason mismatches (+ dust bars)": f"{len(parity.reason_mismatches)} (+{parity.dust_bars})"}
+
+
+def parity_table(rows: list[dict[str, Any]]) -> str:
+    """The per-execution-setting parity table (markdown)."""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

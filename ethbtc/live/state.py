@@ -8,6 +8,13 @@ daily pause), the order intent of the bar in flight (written BEFORE an order is 
 crash can always be reconciled) and, in dry mode, the paper wallet. A missing file means a
 fresh start; an unreadable or corrupt one stops the executor with its path -- it is never
 silently replaced.
+
+Top-level names follow the v3 operations manual: ``session_start_W`` (start wealth),
+``risk_maxdd_hit`` (a boolean mirror of the kernel's drawdown latch) and ``last_bar_close``.
+Editing ``risk_maxdd_hit`` to ``false`` in the file while the executor is stopped is an
+operator reset, like ``--reset-risk``: the latch and the daily pause clear, the peak restarts
+from current wealth, and the state's event log records it. Version 1 files (``session_start_w``,
+no top-level flag) are read and rewritten as version 2.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..kernel import N_STATE, STATE_NAMES, new_state
 
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: session_start_w, risk flag only inside ``kernel``
 
 
 class StateError(UserError):
@@ -50,13 +58,15 @@ class Pending(BaseModel):
 
 
 class LiveState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     version: int = VERSION
     mode: Literal["dry", "testnet", "live"]
     symbol: str
     interval: str
     created_at: str
-    session_start_w: float
+    session_start_w: float = Field(validation_alias=AliasChoices("session_start_W", "session_start_w"),
+                                   serialization_alias="session_start_W")
+    risk_maxdd_hit: bool = False  # mirror of kernel["risk_maxdd_hit"]; false written by hand = operator reset
     session_start_time: str
     session_start_price: float | None = None  # close of the first decided bar (the ETH-HODL line)
     last_bar_open_ms: int | None = None
@@ -71,6 +81,7 @@ class LiveState(BaseModel):
     paper: dict[str, Any] | None = None
     events: list[str] = []
     updated_at: str = ""
+    _load_notes: list[str] = PrivateAttr(default_factory=list)  # what load() changed (for the log)
 
     # -- kernel state <-> named slots ---------------------------------------------------------
     def kernel_array(self) -> np.ndarray:
@@ -82,6 +93,10 @@ class LiveState(BaseModel):
 
     def set_kernel(self, arr: np.ndarray) -> None:
         self.kernel = {name: (None if math.isnan(v) else float(v)) for name, v in zip(STATE_NAMES, arr, strict=True)}
+
+    def sync_flags(self) -> None:
+        """Top-level ``risk_maxdd_hit`` from the kernel's latch (before every save)."""
+        self.risk_maxdd_hit = self.kernel.get("risk_maxdd_hit") == 1.0
 
     def note(self, event: str) -> None:
         """Keep a short audit trail of operator actions (risk resets, reconciliations)."""
@@ -115,8 +130,11 @@ class StateStore:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise ValueError("top level is not an object")
-            if data.get("version") != VERSION:
+            if data.get("version") not in READABLE_VERSIONS:
                 raise ValueError(f"unknown version {data.get('version')!r}")
+            flag = data.get("risk_maxdd_hit")
+            if flag is not None and not isinstance(flag, bool):
+                raise ValueError(f"risk_maxdd_hit must be true or false, got {json.dumps(flag)[:40]}")
             state = LiveState.model_validate(data)
             missing = [n for n in STATE_NAMES if n not in state.kernel]
             if missing:
@@ -127,8 +145,31 @@ class StateStore:
             detail = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else (
                 f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}")
             raise StateError(f"state file {self.path} is corrupt ({detail}); {hint}") from None
+        if flag is not None:
+            apply_manual_flag(state, flag)
+        state.version = VERSION
         return state
 
     def save(self, state: LiveState) -> None:
         state.updated_at = utc_iso()
-        atomic_write_text(self.path, json.dumps(state.model_dump(), indent=1, allow_nan=False) + "\n")
+        state.sync_flags()
+        atomic_write_text(self.path, json.dumps(state.model_dump(by_alias=True), indent=1, allow_nan=False) + "\n")
+
+
+def apply_manual_flag(state: LiveState, flag: bool) -> None:
+    """The v3 manual's reset: a top-level ``risk_maxdd_hit`` that disagrees with the kernel's
+    latch was edited by the operator. ``false`` clears the latch and the daily pause and restarts
+    the peak from current wealth (as ``--reset-risk``); ``true`` latches the breaker."""
+    latched = state.kernel.get("risk_maxdd_hit") == 1.0
+    if flag == latched:
+        return
+    if flag:
+        state.kernel["risk_maxdd_hit"] = 1.0
+        event = "operator set the drawdown breaker: risk_maxdd_hit edited to true in the state file"
+    else:
+        state.kernel.update({"risk_maxdd_hit": 0.0, "daily_paused": 0.0, "peak_w": None})
+        event = ("operator reset the risk breaker: risk_maxdd_hit edited to false in the state file "
+                 "(daily pause cleared, peak restarts from current wealth)")
+    state.risk_maxdd_hit = flag
+    state.note(event)
+    state._load_notes.append(event)

@@ -12,3 +12,5 @@
 - ``overfit``       -- probability of backtest overfitting (CSCV) and the deflated Sharpe ratio
 - ``intervals``     -- OHLCV resampling and the bar-count scaling rule across intervals
 """
+
+SAMPLERS = ("random", "tpe", "cmaes")  # here, not in ``study``, so --help need not import Optuna

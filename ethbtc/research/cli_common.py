@@ -1,25 +1,39 @@
-"""Command-line flags shared by optimizer_cli.py, multi_interval_opt.py and wf_pick.py."""
+"""Command-line flags shared by optimizer_cli.py, multi_interval_opt.py and wf_pick.py.
+
+Building the parsers imports only argparse-level modules (``--help`` answers in a blink);
+config, data, Optuna and numba are imported by the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import number
-from ..config import Config, load_config
-from ..data import Candles, load_candles
 from ..errors import UserError
-from . import scoring
-from .optuna_search import EarlyStop
-from .space import Space, focus, load_space, validate
-from .study import SAMPLERS
+from . import SAMPLERS, scoring
 
-SCORING_HELP = """Robust score (all BTC figures divided by basis_btc, costs from the test window):
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..data import Candles
+    from .optuna_search import EarlyStop
+    from .space import Space
+
+SCORING_HELP = """Robust score (every term a share of the account: BTC figures divided by basis_btc;
+costs from the test window):
   test_final - lambda_turns*(test_turns/turns_scale) - gap_penalty*max(0, train_final - test_final)
-  - lambda_fees*test_fees - lambda_turnover*test_turnover
-Selection: trials whose test_final_btc is in the best --top-quantile fraction; best robust score
-(ties: fewer test turns)."""
+  - lambda_fees*test_fees - lambda_turnover*(test_turnover/100)
+Units: test_final 1.05 = +5 %; test_fees 0.01 = 1 % of the account paid in fees; test_turnover =
+traded notional / basis (8 round trips of the whole account = 16), counted per 100. The manual's
+--lambda-turns 2 --turns-scale 800 --lambda-fees 2 --lambda-turnover 1 thus charges a trial with
+12 turns, fees 0.8 % and turnover 8 about 0.03 + 0.016 + 0.08: costs tip the balance between
+comparably good trials. A term that typically exceeds 10x the spread of the top trials' test
+results is named in a warning with the lambda that would balance it.
+Selection: a trial with 0 turns in its test window holds BTC and is never picked while any trial
+trades (none trades: no pick, no config, unless --allow-no-trade); among the trading trials,
+those whose test_final_btc is in the best --top-quantile fraction; best robust score (ties:
+fewer test turns)."""
 
 
 def add_data_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -31,6 +45,29 @@ def add_data_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
         g.add_argument("--data", required=True, help="ETHBTC candles (Binance/Vision CSV, OHLCV CSV, freqtrade JSON)")
     g.add_argument("--bnb-data", help="BNBBTC candles, for fees paid in BNB (SPEC R23)")
     g.add_argument("--config", help="base config: fees, risk, execution and unsearched strategy values")
+    add_fee_model_flags(g)
+
+
+def add_fee_model_flags(g: Any) -> None:
+    """--pay-fees-in-bnb / --no-bnb / --start-bnb: the R23 fee model (override the config)."""
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--pay-fees-in-bnb", dest="pay_fees_in_bnb", action="store_true", default=None,
+                   help="pay fees in BNB at the discount (SPEC R23; without --start-bnb the BNB wallet is "
+                        "assumed kept funded)")
+    m.add_argument("--no-bnb", dest="pay_fees_in_bnb", action="store_false",
+                   help="do not pay fees in BNB (full rate, received asset)")
+    g.add_argument("--start-bnb", type=number(float, 0.0), metavar="BNB",
+                   help="finite BNB fee wallet at start (needs --bnb-data; 0 = assumed funded, SPEC R23)")
+
+
+def fee_model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from the fee-model flags (only those given)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "pay_fees_in_bnb", None) is not None:
+        out["pay_fees_in_bnb"] = args.pay_fees_in_bnb
+    if getattr(args, "start_bnb", None) is not None:
+        out["start_bnb"] = args.start_bnb
+    return out
 
 
 def add_window_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -67,7 +104,9 @@ def add_scoring_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda-fees", type=float, default=d.lambda_fees, help=f"default {d.lambda_fees}")
     g.add_argument("--lambda-turnover", type=float, default=d.lambda_turnover, help=f"default {d.lambda_turnover}")
     g.add_argument("--top-quantile", type=float, default=0.2,
-                   help="fraction of trials (by test final BTC) the pick is taken from (default 0.2)")
+                   help="fraction of trading trials (by test final BTC) the pick is taken from (default 0.2)")
+    g.add_argument("--allow-no-trade", action="store_true",
+                   help="when no trial trades in its test window, still pick (and emit) the best BTC-holding one")
 
 
 def penalties(args: argparse.Namespace) -> scoring.Penalties:
@@ -89,10 +128,14 @@ def check_search_flags(args: argparse.Namespace) -> None:
 
 
 def early_stop(args: argparse.Namespace) -> EarlyStop | None:
+    from .optuna_search import EarlyStop
+
     return EarlyStop(args.patience, args.min_improve) if args.early_stop else None
 
 
 def search_space(args: argparse.Namespace, base: Config) -> Space:
+    from .space import focus, load_space, validate
+
     space = load_space(args.search_space)
     width = args.focus if args.focus is not None else (0.2 if args.sampler == "cmaes" else None)
     if width is not None:
@@ -105,10 +148,21 @@ def search_space(args: argparse.Namespace, base: Config) -> Space:
 
 
 def load_base(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:
-    return load_config(args.config, overrides or {})
+    from ..config import load_config
+
+    return load_config(args.config, fee_model_overrides(args) | (overrides or {}))
+
+
+def warn_outside(candles: Candles, spans: dict[str, tuple[str | None, str | None]]) -> None:
+    """One warning line per train/test bound outside the data (the window is clipped to it)."""
+    for name, (start, end) in spans.items():
+        for line in candles.window_notes(start, end, f"--{name}-start", f"--{name}-end"):
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def load_data(path: str, interval: int | None, bnb_path: str | None = None) -> tuple[Candles, Candles | None]:
+    from ..data import load_candles
+
     candles = load_candles(path, interval)
     for line in candles.report.warnings():
         print(f"warning: data: {line}", file=sys.stderr)

@@ -5,11 +5,18 @@ step). Rows first pass per-run cost filters (fees and turnover at or below the g
 quantile of their run), then families are ranked by
 
     mean(test_final) - penalty_turns * mean(test_turns) - penalty_fees * mean(test_fees)
-    - penalty_turnover * mean(test_turnover)
+    - penalty_turnover * mean(test_turnover) / 100
 
-(BTC figures divided by basis_btc), keeping families seen in at least ``min_occurs``
-distinct runs (and, with ``require_var``, with at least two members). The representative
-of a family is its member closest to the family's median parameters.
+(BTC figures divided by basis_btc: fees 0.01 = 1 % of the account; turnover = traded notional /
+basis counted per 100, the unit of the optimisers' robust score), keeping families seen in at
+least ``min_occurs`` distinct runs (and, with ``require_var``, with at least two members). The
+representative of a family is its member closest to the family's median parameters.
+
+Rows with no turn in their test window hold BTC: they are dropped before the cost filters
+whenever any row trades (:func:`drop_idle`). When the requested buckets are so fine that no
+family recurs (e.g. bands rounded to 4 decimals on continuous random draws),
+:func:`coarsen_until_recurring` widens every bucket step by step towards ``COARSE`` and says
+which rules it used.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .trials import PARAM_COLUMNS
+from .scoring import TURNOVER_UNIT
+from .trials import PARAM_COLUMNS, spec_version_warning
 
 NEEDED = ["trend_kind", "trend_lookback", "cooldown_minutes", "flip_band_entry", "flip_band_exit",
           "step_allocation", "test_final_btc"]
@@ -76,6 +84,10 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     if out.empty:
         raise UserError(f"no trials in {', '.join(paths)}")
+    versions = pd.to_numeric(out["spec_version"], errors="coerce").fillna(1) if "spec_version" in out.columns else [1]
+    note = spec_version_warning([int(v) for v in versions], "the runs files")
+    if note:
+        print(note, file=sys.stderr)
     if "basis_btc" not in out.columns:
         out["basis_btc"] = 1.0
     return out
@@ -154,12 +166,63 @@ def rank_families(df: pd.DataFrame, pen: FamilyPenalties, min_occurs: int = 1, r
         "mean_turns": g["turns"].mean(), "mean_fees": g["fees_rel"].mean(), "mean_turnover": g["turnover_rel"].mean(),
     })
     fam["family_score"] = (fam["mean_test_final"] - pen.turns * fam["mean_turns"] - pen.fees * fam["mean_fees"]
-                           - pen.turnover * fam["mean_turnover"])
+                           - pen.turnover * fam["mean_turnover"] / TURNOVER_UNIT)
     fam = fam[fam["runs"] >= min_occurs]
     if require_var:
         fam = fam[fam["members"] >= 2]
     fam = fam.sort_values(["family_score", "runs", "std_test_final"], ascending=[False, False, True], kind="stable")
     return fam.reset_index()
+
+
+def drop_idle(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows that trade in their test window (all rows if none does), and how many were dropped."""
+    if "test_turns" not in df.columns:
+        return df, 0
+    t = pd.to_numeric(df["test_turns"], errors="coerce").fillna(0) > 0
+    if not t.any():
+        return df, 0
+    return df[t], int((~t).sum())
+
+
+def decimal_places(value: float, flag: str) -> tuple[float, str | None]:
+    """The v1 meaning of an integer rounding flag: ``--band-round 4`` = 4 decimal places (0.0001).
+    Returns the step and, when converted, the one-line note that says so."""
+    if value >= 1 and float(value).is_integer() and value <= 12:
+        step = 10.0 ** -int(value)
+        return step, f"{flag} {int(value)} read as {int(value)} decimal places ({flag} {step:g}), the v1 meaning"
+    return value, None
+
+
+COARSE = FamilyRules(96, 720.0, 0.02, 0.25)  # the coarsest buckets auto-coarsening goes to (README quick start)
+COARSEN_STEPS = 8
+
+
+def coarsen_until_recurring(rows: pd.DataFrame, rules: FamilyRules, pen: FamilyPenalties, min_occurs: int,
+                            require_var: bool, wanted: int = 10) -> tuple[FamilyRules, pd.DataFrame, pd.DataFrame]:
+    """The first rules, from ``rules`` towards ``COARSE`` (geometric steps, never finer than asked),
+    under which at least ``wanted`` families appear in ``min_occurs`` runs -- one family that
+    recurs by chance is no choice -- else the coarsest that gives any: (rules, rows with family
+    keys, ranked families). The ranked table is empty when even ``COARSE`` makes none recur."""
+    target = FamilyRules(max(rules.lb_bucket, COARSE.lb_bucket), max(rules.cd_bucket, COARSE.cd_bucket),
+                         max(rules.band_round, COARSE.band_round), max(rules.step_round, COARSE.step_round))
+    first = None
+    for i in range(COARSEN_STEPS + 1):
+        t = i / COARSEN_STEPS
+        r = FamilyRules(max(1, round(rules.lb_bucket ** (1 - t) * target.lb_bucket ** t)),
+                        float(round(rules.cd_bucket ** (1 - t) * target.cd_bucket ** t)) if t else rules.cd_bucket,
+                        float(f"{rules.band_round ** (1 - t) * target.band_round ** t:.2g}"),
+                        float(f"{rules.step_round ** (1 - t) * target.step_round ** t:.2g}"))
+        keyed = add_family_keys(rows, r)
+        fams = rank_families(keyed, pen, min_occurs, require_var)
+        if len(fams) >= wanted or (i == 0 and not fams.empty):
+            return r, keyed, fams
+        if first is None and not fams.empty:
+            first = (r, keyed, fams)
+    return (r, keyed, fams) if not fams.empty or first is None else first
+
+
+def rules_flags(r: FamilyRules) -> str:
+    return f"--lb-bucket {r.lb_bucket} --cd-bucket {r.cd_bucket:g} --band-round {r.band_round:g} --step-round {r.step_round:g}"
 
 
 def representative(members: pd.DataFrame, scale_from: pd.DataFrame) -> pd.Series:

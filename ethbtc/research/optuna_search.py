@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import UserError
+from ..kernel import SPEC_VERSION
 from .pool import Evaluator
 from .space import Space, suggest
 from .study import StudyHandle
@@ -223,7 +224,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, res: dict[str, Any], score: 
         return
     value = score(res["metrics"])
     try:
-        trial.set_user_attr("row", {"params": res["params"], "metrics": res["metrics"], "worker": worker_tag})
+        trial.set_user_attr("row", {"params": res["params"], "metrics": res["metrics"], "worker": worker_tag,
+                                    "spec_version": SPEC_VERSION})
         study.tell(trial, value)
     except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as exc:
         out.errors.append(f"trial {trial.number} was finished elsewhere ({exc})")  # e.g. failed as stale

@@ -3,7 +3,8 @@
 The numba kernel holds the GIL, so parallelism uses processes. Workers are forked once
 (``fork`` start method where available) after the data and windows are prepared, so they
 inherit the candles, the compiled kernel and the time arrays instead of re-loading them;
-each keeps its own indicator cache and output buffers. Workers ignore SIGINT: Ctrl-C is
+each keeps its own indicator tables and output buffers and evaluates a whole chunk of trials
+per window in one compiled call (:func:`ethbtc.search.evaluate_batch`). Workers ignore SIGINT: Ctrl-C is
 handled by the parent, which finishes the running batch and writes results.
 """
 
@@ -17,9 +18,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import build_config
+from ..config import Config, build_config
 from ..errors import UserError
-from ..search import Window, evaluate
+from ..search import Window, evaluate_batch
 
 METRICS = ("final_btc", "return_btc", "max_drawdown", "sharpe", "sortino", "turns", "trades", "fees_btc",
            "turnover_btc", "time_in_eth", "eth_hodl_btc")
@@ -36,18 +37,31 @@ class EvalContext:
 
 def evaluate_params(ctx: EvalContext, params: dict[str, Any]) -> dict[str, Any]:
     """``{"params": config values used, "metrics": {window_metric: value}}`` or ``{"error": msg}``."""
-    values = ctx.to_config(params) if ctx.to_config else params
-    try:
-        cfg = build_config(ctx.base | values)
-    except UserError as exc:
-        return {"error": str(exc)}
-    metrics: dict[str, Any] = {}
+    return evaluate_chunk(ctx, [params])[0]
+
+
+def evaluate_chunk(ctx: EvalContext, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`evaluate_params` of every trial in ``chunk``; the valid ones run as one batch per window."""
+    out: list[dict[str, Any]] = [{} for _ in chunk]
+    cfgs: list[Config] = []
+    valid: list[int] = []
+    for i, params in enumerate(chunk):
+        values = ctx.to_config(params) if ctx.to_config else params
+        try:
+            cfgs.append(build_config(ctx.base | values))
+        except UserError as exc:
+            out[i] = {"error": str(exc)}
+            continue
+        valid.append(i)
+    metrics: list[dict[str, Any]] = [{} for _ in cfgs]
     for name, window in ctx.windows.items():
-        s = evaluate(cfg, window)
-        metrics.update({f"{name}_{k}": s[k] for k in METRICS})
-    strategy = cfg.strategy.model_dump()
-    strategy.pop("bar_interval_minutes", None)
-    return {"params": strategy, "metrics": metrics}
+        for m, s in zip(metrics, evaluate_batch(cfgs, window), strict=True):
+            m.update({f"{name}_{k}": s[k] for k in METRICS})
+    for i, cfg, m in zip(valid, cfgs, metrics, strict=True):
+        strategy = cfg.strategy.model_dump()
+        strategy.pop("bar_interval_minutes", None)
+        out[i] = {"params": strategy, "metrics": m}
+    return out
 
 
 _CTX: EvalContext | None = None
@@ -62,7 +76,7 @@ def _init_worker(ctx: EvalContext) -> None:
 
 def _evaluate_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
     assert _CTX is not None, "worker not initialised"
-    return [evaluate_params(_CTX, p) for p in chunk]
+    return evaluate_chunk(_CTX, chunk)
 
 
 def _ping(_: int) -> int:
@@ -101,7 +115,7 @@ class Evaluator:
             return self._pool.submit(_evaluate_chunk, chunk)
         fut: Future[list[dict[str, Any]]] = Future()
         try:
-            fut.set_result([evaluate_params(self.ctx, p) for p in chunk])
+            fut.set_result(evaluate_chunk(self.ctx, chunk))
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller through the future
             if isinstance(exc, KeyboardInterrupt):
                 raise

@@ -19,7 +19,8 @@ from ..backtest import prepare_bnb
 from ..config import Config
 from ..data import Candles
 from ..errors import DataError
-from ..search import Window, evaluate
+from ..search import Window, evaluate_batch
+from ..strategy import finite_bnb_wallet
 from . import scoring
 from .optuna_search import EarlyStop, SearchOutcome, run_search
 from .pool import EvalContext, Evaluator, resolve_threads
@@ -51,6 +52,7 @@ class Job:
     fail_stale_minutes: float | None = None
     to_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     label: dict[str, Any] = field(default_factory=dict)  # extra fingerprint/provenance (data path ...)
+    allow_idle: bool = False  # may the pick be a trial without a turn in its test window (holds BTC)?
 
 
 @dataclass
@@ -60,14 +62,38 @@ class JobResult:
     outcome: SearchOutcome
     handle: StudyHandle
     bar_minutes: int
+    warnings: list[str] = field(default_factory=list)  # penalty terms that decide the pick alone
+
+    @property
+    def chosen_on(self) -> list[list[str]]:
+        """The [first bar, last bar] spans the pick was chosen on (train and test windows)."""
+        return chosen_on_spans(self.frame)
+
+    @property
+    def idle(self) -> bool:
+        """No completed trial trades in its test window (so there is no pick, or an allowed idle one)."""
+        return not self.frame.empty and not bool(scoring.trading(self.frame).any())
 
     @property
     def interrupted(self) -> bool:
         return self.outcome.reason in ("interrupted", "aborted")
 
 
+def chosen_on_spans(frame: pd.DataFrame) -> list[list[str]]:
+    """Distinct [start, end] bar spans recorded in trial rows (``train_start`` ... ``test_end``)."""
+    spans: list[list[str]] = []
+    for name in ("train", "test"):
+        a, b = f"{name}_start", f"{name}_end"
+        if a in frame.columns and b in frame.columns:
+            for x, y in frame[[a, b]].dropna().drop_duplicates().itertuples(index=False):
+                if [str(x), str(y)] not in spans:
+                    spans.append([str(x), str(y)])
+    return spans
+
+
 def prepare_windows(job: Job) -> dict[str, Window]:
     use_bnb = job.bnb is not None and job.base.fees.pay_fees_in_bnb
+    finite_bnb_wallet(job.base, has_prices=job.bnb is not None)  # fail before any worker starts (R23)
     out: dict[str, Window] = {}
     for name, (start, end) in job.spans.items():
         c = job.candles.window(start, end)
@@ -78,9 +104,9 @@ def prepare_windows(job: Job) -> dict[str, Window]:
 
 
 def _warm_up(ctx: EvalContext, base: Config) -> None:
-    """Load the compiled kernel once in this process, so forked workers inherit it."""
+    """Load the compiled batch evaluation once in this process, so forked workers inherit it."""
     first = next(iter(ctx.windows.values())).candles
-    evaluate(base, Window.of(Candles(first.df.iloc[:MIN_BARS], first.interval_minutes, first.report)))
+    evaluate_batch([base], Window.of(Candles(first.df.iloc[:MIN_BARS], first.interval_minutes, first.report)))
 
 
 def run_job(job: Job) -> JobResult:
@@ -105,13 +131,21 @@ def run_job(job: Job) -> JobResult:
         outcome = run_search(handle, job.space, base_flat, evaluator, job.n_trials,
                              lambda m: scoring.score_metrics(m, basis, job.penalties), job.chunk_size,
                              job.early, job.progress, tag, job.fail_stale_minutes)
-    frame = study_frame(handle.study, bar_minutes, basis)
+    frame = study_frame(handle.study, bar_minutes, basis, job.base.execution.fill_model)
+    for name, w in windows.items():  # which bars each figure comes from (wf_pick and backtest labels)
+        frame[f"{name}_start"], frame[f"{name}_end"] = str(w.candles.df.index[0]), str(w.candles.df.index[-1])
     best = None
+    warnings: list[str] = []
     if not frame.empty:
         frame = order_rows(scoring.add_scores(frame, job.penalties))
-        frame["in_top_quantile"] = scoring.top_quantile_mask(frame["test_final_btc"], job.top_quantile)
-        label = scoring.select_best(frame, job.top_quantile)
+        pool = scoring.candidates(frame, job.allow_idle)
+        frame["in_top_quantile"] = False
+        if not pool.empty:
+            frame.loc[pool.index, "in_top_quantile"] = scoring.top_quantile_mask(pool["test_final_btc"],
+                                                                                   job.top_quantile)
+        label = scoring.select_best(frame, job.top_quantile, job.allow_idle)
         frame["selected"] = frame.index == label
-        best = frame.loc[label]
-    return JobResult(frame, best, outcome, handle, bar_minutes)
+        best = None if label is None else frame.loc[label]
+        warnings = scoring.dominance_warnings(frame, job.penalties, job.top_quantile)
+    return JobResult(frame, best, outcome, handle, bar_minutes, warnings)
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import optuna
-import sqlalchemy
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
 from ..errors import UserError
+from . import SAMPLERS
 
-SAMPLERS = ("random", "tpe", "cmaes")
+__all__ = ["SAMPLERS", "StudyHandle", "make_sampler", "open_storage", "open_study", "redact"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -84,7 +84,6 @@ def make_sampler(name: str, seed: int, persistent: bool) -> optuna.samplers.Base
     raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
 
 
-@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
 def _sqlite_wal(dbapi_conn: Any, record: Any) -> None:
     """SQLite studies: write-ahead log and NORMAL sync, so a commit is not an fsync (many
     processes on one host may still share the file)."""
@@ -120,7 +119,12 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
 
 
 def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.BaseStorage:
-    """Open a database storage; retry while another worker is creating the schema right now."""
+    """Open a database storage; retry while another worker is creating the schema right now.
+    SQLAlchemy is imported here, not at start-up (an in-memory study never needs it)."""
+    import sqlalchemy
+
+    if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "connect", _sqlite_wal):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_wal)
     for i in range(attempts):
         try:
             return optuna.storages.get_storage(url)

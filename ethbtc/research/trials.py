@@ -4,7 +4,8 @@ A trial row has every strategy parameter in its own column (not a stringified di
 data's ``bar_interval_minutes`` and ``basis_btc``, the train and test metrics, ``score`` and
 ``robust_score``. :func:`emit_config` writes the one nested config JSON (``Config.to_json``)
 that ``ethbtc_accum_bot.py backtest --config`` and the live executor load unchanged, with
-provenance in ``meta``.
+provenance in ``meta``. Both record ``spec_version`` (the SPEC rules the kernel implemented):
+results of different versions are not comparable (:func:`spec_version_warning`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from optuna.trial import TrialState
 from ..config import Config, StrategyParams, build_config
 from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text
+from ..kernel import SPEC_VERSION
 from ..timeframes import binance_interval
 from .pool import METRICS
 
@@ -30,7 +32,7 @@ def metric_columns(windows: tuple[str, ...] = ("train", "test")) -> list[str]:
     return [f"{w}_{m}" for w in windows for m in METRICS]
 
 
-def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float) -> pd.DataFrame:
+def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float, fill_model: str = "intrabar") -> pd.DataFrame:
     """One row per completed trial of ``study`` (from every process that worked on it)."""
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -38,8 +40,10 @@ def study_frame(study: optuna.Study, bar_minutes: int, basis_btc: float) -> pd.D
         if row is None:
             continue
         rows.append({"trial": t.number, **row["params"], "bar_interval_minutes": bar_minutes,
-                     "basis_btc": basis_btc, **row["metrics"], "worker": row.get("worker", "")})
-    cols = ["trial", *PARAM_COLUMNS, "bar_interval_minutes", "basis_btc", *metric_columns(), "worker"]
+                     "basis_btc": basis_btc, **row["metrics"], "worker": row.get("worker", ""),
+                     "spec_version": row.get("spec_version", 1), "fill_model": fill_model})
+    cols = ["trial", *PARAM_COLUMNS, "bar_interval_minutes", "basis_btc", *metric_columns(), "worker", "spec_version",
+            "fill_model"]
     return pd.DataFrame(rows, columns=cols).sort_values("trial", kind="stable").reset_index(drop=True)
 
 
@@ -81,9 +85,23 @@ def emit_config(path: str | Path, base: Config, params: dict[str, Any], bar_minu
         interval = None
     flat = base.flat() | params | {"bar_interval_minutes": int(bar_minutes), "interval": interval}
     cfg = build_config(flat)
-    full_meta = {**meta, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    full_meta = {**meta, "spec_version": SPEC_VERSION,
+                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     if base.meta:
         full_meta["parent"] = base.meta
     cfg = cfg.model_copy(update={"meta": full_meta})
     atomic_write_text(path, cfg.to_json())
     return cfg
+
+
+def spec_version_warning(versions: list[int], what: str) -> str | None:
+    """One line when ``versions`` (of runs files or configs; 1 = recorded before the field existed)
+    mix SPEC versions or differ from the kernel's, else None."""
+    seen = sorted(set(versions))
+    if not seen or seen == [SPEC_VERSION]:
+        return None
+    if len(seen) > 1:
+        return (f"warning: {what} mix SPEC versions {', '.join(f'v{v}' for v in seen)}: their figures are not "
+                f"comparable (v2 changed R19 stepping and R23 BNB fees, v3 R22's fill model); re-run the older ones")
+    return (f"warning: {what} were made under SPEC v{seen[0]}, this code implements v{SPEC_VERSION}: their "
+            f"figures differ from what a backtest gives now; re-run them")

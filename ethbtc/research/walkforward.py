@@ -118,7 +118,12 @@ def run_walk_forward(job: Job, folds: list[Fold], val_frac: float, rules: Family
         fit, val = fold.fit_and_validation(val_frac)
         print(f"fold {fold.index}: fit {fit[0][:10]}..{fit[1][:10]}  validate {val[0][:10]}..{val[1][:10]}  "
               f"test {iso(fold.test_start)[:10]}..{iso(fold.test_end - MS)[:10]}", file=sys.stderr, flush=True)
-        res = run_job(replace(job, spans={"train": fit, "test": val}, storage=None, study_name=None))
+        # a fold where no trial trades on validation holds BTC in its test period: an honest
+        # out-of-sample outcome, said in one line (the final pick is checked by wf_pick)
+        res = run_job(replace(job, spans={"train": fit, "test": val}, storage=None, study_name=None,
+                              allow_idle=True))
+        if res.idle:
+            print(f"fold {fold.index}: no trial trades on validation; the fold holds BTC", file=sys.stderr)
         if res.best is None:
             if res.interrupted and results:
                 break
@@ -166,6 +171,17 @@ def stitch(segments: list[pd.Series]) -> pd.Series:
         level *= float(s.iloc[-1])
     eq = pd.concat(parts)
     return eq[~eq.index.duplicated(keep="first")]
+
+
+def eth_hodl_stitched(wf: WalkForward, candles: Candles) -> pd.Series:
+    """Holding ETH over the same test bars, chained fold by fold like :func:`stitch` (starts at 1
+    before the first test bar: bought at each fold's first open)."""
+    df = candles.df
+    parts = []
+    for r in wf.folds:
+        idx = r.oos.index
+        parts.append(pd.Series(df["close"].loc[idx].to_numpy() / float(df["open"].loc[idx[0]]), index=idx))
+    return stitch(parts)
 
 
 def all_members(wf: WalkForward) -> pd.DataFrame:

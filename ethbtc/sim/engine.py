@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from .. import fillmodel
 from . import apierrors
 from .fees import FeeSchedule
 from .market import Market
-from .rules import EIGHT, ZERO, SymbolRules, ceil_to, dec, floor_to, fmt
+from .rules import EIGHT, ZERO, SymbolRules, dec, floor_to, fmt
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 
@@ -138,10 +139,10 @@ class Engine:
                 return
             series = self.market.series
             start = self.pos
-            for j in range(int(start), min(math.ceil(target), len(series))):
+            for j in range(int(fillmodel.clock_pos(start)), min(math.ceil(fillmodel.clock_pos(target)), len(series))):
                 if not self.open:
                     break
-                f0, f1 = max(start - j, 0.0), min(target - j, 1.0)
+                f0, f1 = fillmodel.bar_fraction(start, j), fillmodel.bar_fraction(target, j)
                 events = []
                 for order in self.open.values():
                     f = series.first_cross(j, f0, f1, float(order.price), order.side == "BUY", self.fill_on_touch)
@@ -177,10 +178,9 @@ class Engine:
             buyer = side == "BUY"
             bid, ask = self.market.bid_ask(self.pos)
             if order_type == "MARKET":
-                if buyer:
-                    fill_price = ceil_to(ask * (1 + self.slippage), r.tick_size)
-                else:
-                    fill_price = max(floor_to(bid * (1 - self.slippage), r.tick_size), r.tick_size)
+                tick = float(r.tick_size)  # the shared MARKET rule (ethbtc.fillmodel, SPEC R22 v3)
+                fill_price = r.tick_size * int(fillmodel.market_ticks(
+                    float(bid / r.tick_size), float(ask / r.tick_size), buyer, float(self.slippage), tick))
                 qty = quantity if quantity is not None else floor_to(quote_qty / fill_price, r.step_size)
                 r.check(price=None, qty=qty, notional_price=fill_price, market=True, open_orders=len(self.open))
                 self._require(r.quote if buyer else r.base,

@@ -3,7 +3,8 @@
 The MARKET clock is a position in bar units, ``pos = bar index + fraction elapsed``, so gaps
 in the history are skipped instead of replayed as dead time. Inside a bar the price follows
 a fixed path through the candle: open -> low -> high -> close for an up bar (close >= open),
-open -> high -> low -> close otherwise, each leg a third of the bar. Everything the exchange
+open -> high -> low -> close otherwise, each leg a third of the bar (:mod:`ethbtc.fillmodel`, shared
+with the backtest kernel, SPEC R22 v3). Everything the exchange
 shows (klines with a partial last bar, book ticker, fills of resting orders) is read off that
 path, so a replay is deterministic and its fills never look at prices not yet reached.
 """
@@ -18,8 +19,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from .. import fillmodel
 from ..errors import DataError
-from .rules import ceil_to, dec, floor_to
+from .rules import dec
 
 CLOCK_MODES = ("manual", "speed", "realtime")
 
@@ -67,16 +69,12 @@ class CandleSeries:
         return len(self.open_ms)
 
     def knots(self, i: int) -> list[tuple[float, float]]:
-        o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i])
-        first, second = (lo, h) if c >= o else (h, lo)
-        return [(0.0, o), (1 / 3, first), (2 / 3, second), (1.0, c)]
+        k = fillmodel.path_knots(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]))
+        return [(0.0, k[0]), (1 / 3, k[1]), (2 / 3, k[2]), (1.0, k[3])]
 
     def price_at(self, i: int, f: float) -> float:
-        pts = self.knots(i)
-        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
-            if f <= fb:
-                return va + (vb - va) * (f - fa) / (fb - fa)
-        return pts[-1][1]
+        """The shared intrabar path (:mod:`ethbtc.fillmodel`, SPEC R22 v3) at fraction ``f``."""
+        return float(fillmodel.path_price(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]), f))
 
     def partial(self, i: int, f: float) -> tuple[float, float, float, float, float]:
         """(open, high, low, close, volume) of bar ``i`` as seen at fraction ``f``."""
@@ -84,30 +82,15 @@ class CandleSeries:
         return float(self.o[i]), max(seen), min(seen), self.price_at(i, f), float(self.v[i]) * min(f, 1.0)
 
     def first_cross(self, i: int, f0: float, f1: float, level: float, below: bool, touch: bool) -> float | None:
-        """Earliest fraction in [f0, f1] of bar ``i`` where the price trades through ``level``.
+        """Earliest fraction in [f0, f1] of bar ``i`` where the price trades through ``level``
+        (the shared resting-order rule, :func:`ethbtc.fillmodel.resting_fill`).
 
         ``below``: a buy fills when the price goes under its limit (at it, with ``touch``);
         otherwise a sell fills when the price goes over its limit.
         """
-        def through(v: float) -> bool:
-            if below:
-                return v <= level if touch else v < level
-            return v >= level if touch else v > level
-
-        if f1 <= f0:
-            return None
-        pts = self.knots(i)
-        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
-            lo_f, hi_f = max(fa, f0), min(fb, f1)
-            if lo_f >= hi_f:
-                continue
-            a = va + (vb - va) * (lo_f - fa) / (fb - fa)
-            b = va + (vb - va) * (hi_f - fa) / (fb - fa)
-            if through(a):
-                return lo_f
-            if through(b):
-                return lo_f + (hi_f - lo_f) * (level - a) / (b - a) if b != a else hi_f
-        return None
+        first, _ = fillmodel.resting_fill(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]),
+                                          float(self.v[i]), f0, f1, level, below, touch)
+        return None if first < 0 else float(first)
 
     def index_at_ms(self, ms: int) -> int:
         """Index of the bar open at ``ms`` (last open_time <= ms), -1 before the first bar."""
@@ -187,8 +170,8 @@ class Market:
     def locate(self, pos: float) -> tuple[int, float]:
         """(bar index, fraction) of a clock position; the end of data is the last bar at 1.0."""
         n = len(self.series)
-        i = min(int(pos), n - 1)
-        return i, min(pos - i, 1.0)
+        i = min(int(fillmodel.clock_pos(pos)), n - 1)
+        return i, fillmodel.bar_fraction(pos, i)
 
     def time_ms(self, pos: float) -> int:
         i, f = self.locate(pos)
@@ -202,14 +185,10 @@ class Market:
         return (dec(self.price(pos)) / self.tick).quantize(Decimal(1)) * self.tick
 
     def bid_ask(self, pos: float) -> tuple[Decimal, Decimal]:
-        """Best bid/ask: the path price -/+ half the spread, on the tick grid, at least a tick apart."""
-        p = dec(self.price(pos)).quantize(Decimal("1e-12"))
-        half = Decimal(str(self.spread_bps)) / Decimal(20000)
-        bid = max(floor_to(p * (1 - half), self.tick), self.tick)
-        ask = ceil_to(p * (1 + half), self.tick)
-        if ask <= bid:
-            ask = bid + self.tick
-        return bid, ask
+        """Best bid/ask: the path price -/+ half the spread, on the tick grid, at least a tick apart
+        (:func:`ethbtc.fillmodel.touch_ticks`, the rule the backtest uses too)."""
+        bid_t, ask_t = fillmodel.touch_ticks(self.price(pos), self.spread_bps, float(self.tick))
+        return self.tick * int(bid_t), self.tick * int(ask_t)
 
     def klines(self, pos: float, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[object]]:
         """Binance 12-field kline rows up to and including the current (partial) bar."""
