@@ -95,10 +95,10 @@ def test_r24_drawdown_exactly_at_the_limit_trips_the_breaker(mode: str, frac: fl
     run, t = _drop_run(DROP_PX, risk_mode=mode, max_dd_frac=frac, basis_btc=basis)
     assert run.state[K.S_MAXDD_HIT] == 1.0  # type: ignore[attr-defined]
     assert reasons(run)[:t] == ["warmup"] * t and reasons(run)[t] == "trade"
-    tr_i = run.tr_i  # type: ignore[attr-defined]
-    assert tr_i[0, K.TI_DECISION_BAR] == t and tr_i[0, K.TI_REASON] == 1  # the forced exit (risk_maxdd)
+    out = run.out_f  # type: ignore[attr-defined]
+    assert out[t, K.O_TARGET] == 0.0 and out[t, K.O_DESIRED] == 0.0  # flat in one move (the fill is R22's)
     run, _ = _drop_run(DROP_PX + 1e-6, risk_mode=mode, max_dd_frac=frac, basis_btc=basis)
-    assert run.state[K.S_MAXDD_HIT] == 0.0 and len(run.tr_i) == 0  # type: ignore[attr-defined]
+    assert run.state[K.S_MAXDD_HIT] == 0.0 and "trade" not in reasons(run)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("mode", "frac", "basis"), MODES)
