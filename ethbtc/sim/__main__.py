@@ -71,6 +71,10 @@ def build_parser() -> ArgumentParser:
     clock.add_argument("--realtime", action="store_true", help="replay one bar per bar interval")
     clock.add_argument("--manual", action="store_true", help="market moves only on POST /sim/advance")
     p.add_argument("--start", help="start at this UTC time or bar index (default: bar min(1000, bars/2))")
+    p.add_argument("--time-origin", choices=("auto", "now", "data"), default="auto",
+                   help="now: re-stamp the history so the start bar is the current wall-clock bar (with "
+                        "--realtime every time shown is the wall clock, as on Binance); data: keep the "
+                        "file's times; auto (default): now, except data with --manual")
     p.add_argument("--maker-fee", type=_decimal, default=Decimal("0.001"))
     p.add_argument("--taker-fee", type=_decimal, default=Decimal("0.001"))
     p.add_argument("--pay-fees-in-bnb", action="store_true", help="charge fees in BNB at a discount while BNB lasts")
@@ -121,7 +125,7 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
     return SimConfig(
         balances={rules.quote: a.btc, rules.base: a.eth, "BNB": a.bnb},
         api_key=a.api_key, api_secret=a.api_secret, rules=rules, clock=mode, speed=a.speed,
-        start=start, maker_fee=a.maker_fee, taker_fee=a.taker_fee, pay_fees_in_bnb=a.pay_fees_in_bnb,
+        start=start, time_origin=a.time_origin, maker_fee=a.maker_fee, taker_fee=a.taker_fee, pay_fees_in_bnb=a.pay_fees_in_bnb,
         bnb_discount=a.bnb_discount, bnb_btc_price=a.bnb_btc_price,
         bnb_candles=load_candles(a.bnb_data) if a.bnb_data else None,
         spread_bps=a.spread_bps, slippage_bps=a.slippage_bps, partial_fill=a.partial_fill,
@@ -153,8 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"paper exchange listening on {server.base_url}", flush=True)
     print(f"  {cfg.rules.symbol} {candles.interval_minutes}m, {len(candles.df)} bars "
           f"{candles.df.index[0]:%Y-%m-%d %H:%M} .. {candles.df.index[-1]:%Y-%m-%d %H:%M} UTC; "
-          f"market starts at bar {state['barIndex']} "
-          f"({pd.Timestamp(state['barOpenTime'], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}); clock {clock[cfg.clock]}", flush=True)
+          f"market starts at bar {state['barIndex']} ({state['dataTimeIso'][:16]} in the file, shown as "
+          f"{pd.Timestamp(state['barOpenTime'], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}); clock {clock[cfg.clock]}",
+          flush=True)
     print(f"  api key {cfg.api_key!r}; control: {server.base_url}/sim/state  (Ctrl-C stops)", flush=True)
     try:
         while not stop.wait(0.5):

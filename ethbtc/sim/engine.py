@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -117,12 +118,29 @@ class Engine:
         self.by_client_id: dict[str, int] = {}
         self.fills: list[Fill] = []
         self.pos = market.clock.pos()
+        self.time_origin = "data"  # "now" when the history was re-stamped onto the wall clock (build)
+        # free-running exchange clock (origin now, realtime/speed): (wall ms at start, exchange ms per
+        # wall ms); None: the exchange clock is the market clock (manual replay, origin data)
+        self.free_clock: tuple[int, float] | None = None
         self._next_order_id = 1
         self._next_trade_id = 1
 
     # -- clock -----------------------------------------------------------------------------
     def market_time(self) -> int:
         return self.market.time_ms(self.pos)
+
+    @property
+    def wall_clock(self) -> bool:
+        """True when the exchange clock is the wall clock (real-time replay, origin now)."""
+        return self.free_clock is not None and self.free_clock[1] == 1.0
+
+    def exchange_ms(self) -> int:
+        """The exchange clock: serverTime and every order/trade time. Free-running, it goes on
+        while the market is frozen or over (a stalled feed); otherwise it is the market time."""
+        if self.free_clock is not None:
+            wall0, rate = self.free_clock
+            return wall0 + int((time.time() * 1000 - wall0) * rate)
+        return self.market_time()
 
     def advance(self, bars: float) -> None:
         with self.lock:
@@ -182,14 +200,17 @@ class Engine:
                 else:
                     fill_price = max(floor_to(bid * (1 - self.slippage), r.tick_size), r.tick_size)
                 qty = quantity if quantity is not None else floor_to(quote_qty / fill_price, r.step_size)
-                r.check(price=None, qty=qty, notional_price=fill_price, market=True, open_orders=len(self.open))
+                # filters.md NOTIONAL: a MARKET order's notional uses the avgPriceMins average price
+                r.check(price=None, qty=qty, notional_price=self.market.avg_price(self.pos, r.avg_price_mins),
+                        market=True, open_orders=len(self.open), side=side)
                 self._require(r.quote if buyer else r.base,
                               quote_amount(fill_price, qty, True) if buyer else qty)
                 order = self._new_order(side, order_type, None, fill_price, qty, quote_qty, client_order_id)
                 self._fill(order, qty, fill_price, is_maker=False, time_ms=order.time)
                 return order
             assert price is not None and quantity is not None
-            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open))
+            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open),
+                    side=side, avg_price=self.market.avg_price(self.pos, r.percent_price_mins))
             lock_asset, lock_amount = (r.quote, quote_amount(price, quantity, True)) if buyer else (r.base, quantity)
             self._require(lock_asset, lock_amount)
             crosses = price >= ask if buyer else price <= bid
@@ -217,7 +238,7 @@ class Engine:
                    quote_qty: Decimal | None, client_order_id: str | None) -> Order:
         oid = self._next_order_id
         self._next_order_id += 1
-        now = self.market_time()
+        now = self.exchange_ms()
         order = Order(order_id=oid, client_order_id=client_order_id or f"sim-{oid}", symbol=self.rules.symbol,
                       side=side, type=order_type, time_in_force=tif, price=ZERO if order_type == "MARKET" else price,
                       orig_qty=qty, orig_quote_qty=quote_qty or ZERO, time=now, update_time=now)
@@ -279,7 +300,7 @@ class Engine:
             order = self.find(order_id, client_order_id)
             if order is None or not order.is_open:
                 raise apierrors.unknown_order_cancel()
-            self._close(order, "CANCELED", self.market_time())
+            self._close(order, "CANCELED", self.exchange_ms())
             return order
 
     def cancel_all(self) -> list[Order]:
@@ -289,7 +310,7 @@ class Engine:
                 raise apierrors.unknown_order_cancel()
             orders = list(self.open.values())
             for order in orders:
-                self._close(order, "CANCELED", self.market_time())
+                self._close(order, "CANCELED", self.exchange_ms())
             return orders
 
     def open_orders(self) -> list[Order]:

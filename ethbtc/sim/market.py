@@ -1,7 +1,15 @@
 """Replayed market of the paper exchange: candle series, the market clock and the book.
 
 The MARKET clock is a position in bar units, ``pos = bar index + fraction elapsed``, so gaps
-in the history are skipped instead of replayed as dead time. Inside a bar the price follows
+in the history are skipped instead of replayed as dead time.
+
+One time line: every time the exchange shows (kline open/close times, transactTime, order and
+trade times, ledger, serverTime) is read off the same displayed bar times ``open_ms``. With the
+time origin ``now`` (:meth:`CandleSeries.restamp`) the history is re-stamped onto a gapless grid
+of bar intervals so that the replay's start position is the wall clock at start-up: in real-time
+replay the market then runs on the wall clock, as Binance does; accelerated replay runs ahead
+of it. With the origin ``data`` the candles keep their historical times (tests that compare
+against the candle file). ``data_open_ms`` always holds the file's own times. Inside a bar the price follows
 a fixed path through the candle: open -> low -> high -> close for an up bar (close >= open),
 open -> high -> low -> close otherwise, each leg a third of the bar. Everything the exchange
 shows (klines with a partial last bar, book ticker, fills of resting orders) is read off that
@@ -49,6 +57,7 @@ class CandleSeries:
         if len(ns) > 1 and not np.all(np.diff(ns) > 0):
             raise DataError("candle open times must be strictly increasing")
         self.open_ms = ns // 1_000_000
+        self.data_open_ms = self.open_ms
         minutes = interval_minutes or loaded_interval
         if minutes is None and len(ns) < 2 and index.freq is not None:
             minutes = int(pd.Timedelta(index.freq).total_seconds() // 60)
@@ -65,6 +74,25 @@ class CandleSeries:
 
     def __len__(self) -> int:
         return len(self.open_ms)
+
+    def restamp(self, anchor_open_ms: int, start: int) -> None:
+        """Show bar ``start`` as opening at ``anchor_open_ms`` and every other bar on the gapless
+        interval grid around it (historical gaps disappear from the displayed times)."""
+        self.open_ms = anchor_open_ms + (np.arange(len(self.data_open_ms), dtype=np.int64) - start) * self.interval_ms
+
+    def to_data_ms(self, ms: int) -> int:
+        """A displayed time translated to the candle file's time (for other series of that file's era)."""
+        i = min(max(self.index_at_ms(ms), 0), len(self) - 1)
+        return int(self.data_open_ms[i]) + (ms - int(self.open_ms[i]))
+
+    def round_to_tick(self, tick: float) -> None:
+        """Put the replayed OHLC prices on the symbol's tick grid (Binance prices always are)."""
+        if tick > 0:
+            per_unit = round(1 / tick)  # ticks per unit: k / per_unit is the float nearest the decimal price
+            exact = abs(per_unit * tick - 1) < 1e-9
+            for name in ("o", "h", "l", "c"):
+                ticks = np.maximum(np.round(getattr(self, name) / tick), 1.0)
+                setattr(self, name, ticks / per_unit if exact else ticks * tick)
 
     def knots(self, i: int) -> list[tuple[float, float]]:
         o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i])
@@ -201,6 +229,27 @@ class Market:
         """The path price on the tick grid, as a last trade price would be."""
         return (dec(self.price(pos)) / self.tick).quantize(Decimal(1)) * self.tick
 
+    def avg_price(self, pos: float, mins: int, samples: int = 60) -> Decimal:
+        """Weighted average price of the last ``mins`` minutes (GET /api/v3/avgPrice and the
+        PERCENT_PRICE_BY_SIDE reference): the replayed path sampled at ``samples`` even instants,
+        each weighted by the volume rate of its bar (bar volume / bar length). ``mins`` 0, or no
+        volume in the window: the last price. 8 decimals, like Binance's reply."""
+        if mins <= 0:
+            return self.last_price(pos)
+        span = mins * 60_000 / self.series.interval_ms  # in bars
+        num = den = 0.0
+        for k in range(samples):
+            p = pos - span * (k + 0.5) / samples
+            if p < 0:
+                break
+            i, f = self.locate(p)
+            w = float(self.series.v[i])
+            num += w * self.series.price_at(i, f)
+            den += w
+        if den <= 0:
+            return self.last_price(pos)
+        return dec(num / den).quantize(Decimal("1e-8"))
+
     def bid_ask(self, pos: float) -> tuple[Decimal, Decimal]:
         """Best bid/ask: the path price -/+ half the spread, on the tick grid, at least a tick apart."""
         p = dec(self.price(pos)).quantize(Decimal("1e-12"))
@@ -226,10 +275,10 @@ class Market:
             lo = max(lo, hi - limit)
         rows: list[list[object]] = []
         for i in range(lo, hi):
-            if i == cur:
-                o, h, low, c, v = s.partial(i, frac)
+            if i == cur:  # the open bar so far: its knots passed plus the current price, all on the grid
                 c = float(self.last_price(pos))
-                h, low = max(h, c), min(low, c)
+                seen = [p for fk, p in s.knots(i) if fk <= frac] + [c]
+                o, h, low, v = float(s.o[i]), max(seen), min(seen), float(s.v[i]) * min(frac, 1.0)
             else:
                 o, h, low, c, v = s.o[i], s.h[i], s.l[i], s.c[i], s.v[i]
             share = v / s.v[i] if s.v[i] > 0 else 0.0

@@ -17,11 +17,10 @@ from ..timeframes import binance_interval
 from . import apierrors
 from .apierrors import ApiError
 from .engine import Engine, Order
-from .rules import fmt
+from .rules import SIMULATED_ORDER_TYPES, fmt
 
 DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
 RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
     {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
@@ -183,10 +182,12 @@ class RestApi:
 
     def avg_price(self, params: Params) -> object:
         self._symbol(params)
-        with self.engine.lock:
-            self.engine.sync()
-            price, ms = self.engine.market.last_price(self.engine.pos), self.engine.market_time()
-        return {"mins": self.engine.rules.avg_price_mins, "price": fmt(price), "closeTime": ms}
+        e = self.engine
+        with e.lock:
+            e.sync()
+            price = e.market.avg_price(e.pos, e.rules.percent_price_mins)
+            last_trade = e.market_time()
+        return {"mins": e.rules.percent_price_mins, "price": fmt(price), "closeTime": last_trade}
 
     # -- account and orders (signed)
     def account(self, params: Params) -> object:
@@ -196,7 +197,7 @@ class RestApi:
             body: dict[str, object] = dict(e.fees.account_rates())
             body.update({"canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
                          "requireSelfTradePrevention": False, "preventSor": False,
-                         "updateTime": e.market_time(), "accountType": "SPOT",
+                         "updateTime": e.exchange_ms(), "accountType": "SPOT",
                          "balances": [{"asset": a, "free": fmt(f), "locked": fmt(lk)}
                                       for a, (f, lk) in balances.items()],
                          "permissions": ["SPOT"], "uid": 1})
@@ -212,7 +213,7 @@ class RestApi:
         otype = params.get("type") or ""
         if not otype:
             raise apierrors.mandatory("type")
-        if otype not in ORDER_TYPES:
+        if otype not in SIMULATED_ORDER_TYPES:  # listed STOP_LOSS/TAKE_PROFIT types too: not simulated
             raise ApiError(-1116, "Invalid orderType.")
         client_id = params.get("newClientOrderId") or None
         if client_id is not None and not CLIENT_ID_RE.match(client_id):

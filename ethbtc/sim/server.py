@@ -11,13 +11,22 @@ control endpoints answered only to localhost:
 - ``GET /sim/orders``: every order request received (POST/DELETE on order paths), rejected ones too.
 - ``GET /sim/faults``, ``POST /sim/faults`` (JSON :class:`~ethbtc.sim.faults.FaultConfig`).
 
-The SERVER clock (wall clock + fault skew) answers /api/v3/time and checks timestamps; the
-MARKET clock (replayed candle time) drives prices, klines and fills, and every time stamped on
-an order or trade (transactTime, time, updateTime, ledger time) is market time.
+- ``POST /sim/clock`` (``mode``: manual | speed | realtime, ``barsPerSecond``): change the replay
+  clock from the current position on; ``manual`` freezes the market (a stalled feed).
+
+One time line: the EXCHANGE clock answers /api/v3/time (plus fault skew) and stamps every
+order, trade, kline and ledger time. In real-time replay with the time origin ``now`` (the CLI's
+default) it is the wall clock and the replayed market runs on it; frozen (``/sim/clock``
+manual) the market falls behind the clock exactly like a stalled feed, so klines go stale. In
+accelerated and manual replay the exchange clock is the replayed market time (ahead of the wall
+clock with origin ``now``, historical with origin ``data``); signed timestamps are then checked
+as documented in :mod:`ethbtc.sim.auth`, so a client that synced from /api/v3/time keeps working.
+Rate limits (request weight, order counts) always count wall-clock time.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import json
@@ -88,6 +97,7 @@ class SimServer:
         self.rest = RestApi(engine, self.server_ms)
         self.order_log: list[dict[str, object]] = []
         self._log_lock = threading.Lock()
+        self._offsets: collections.deque[int] = collections.deque(maxlen=auth.OFFSETS_KEPT)
         self._stop = threading.Event()
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self  # type: ignore[attr-defined]
@@ -111,8 +121,34 @@ class SimServer:
         self.httpd.server_close()
 
     # -- clocks and control
+    def exchange_ms(self) -> int:
+        """The exchange clock without fault skew (see the module docstring)."""
+        with self.engine.lock:
+            self.engine.sync()
+            return self.engine.exchange_ms()
+
     def server_ms(self) -> int:
-        return int(time.time() * 1000) + self.faults.skew_ms
+        """serverTime as shown to clients; remembers the offset so a client synced to it passes."""
+        exchange = self.exchange_ms()
+        offset = exchange - int(time.time() * 1000)
+        with self._log_lock:
+            if not self._offsets or abs(self._offsets[-1] - offset) > 50:
+                self._offsets.append(offset)
+        return exchange + self.faults.skew_ms
+
+    def _clock_candidates(self) -> list[int]:
+        wall = int(time.time() * 1000)
+        with self._log_lock:
+            offsets = {0, *self._offsets}
+        if self.engine.wall_clock:
+            offsets = {0}
+        return [wall + o + self.faults.skew_ms for o in sorted(offsets)]
+
+    def set_clock(self, mode: str, bars_per_second: float | None = None) -> dict[str, object]:
+        with self.engine.lock:
+            self.engine.sync()
+            self.engine.market.clock.set_mode(mode, bars_per_second)
+        return self.state()
 
     def advance(self, bars: float = 1) -> dict[str, object]:
         self.engine.advance(bars)
@@ -138,6 +174,9 @@ class SimServer:
                 "serverTime": self.server_ms(),
                 "marketTime": e.market_time(),
                 "marketTimeIso": pd.Timestamp(e.market_time(), unit="ms", tz="UTC").isoformat(),
+                "exchangeTime": e.exchange_ms(), "timeOrigin": e.time_origin, "wallClock": e.wall_clock,
+                "dataTimeIso": pd.Timestamp(e.market.series.to_data_ms(e.market_time()), unit="ms",
+                                            tz="UTC").isoformat(),
                 "barIndex": i, "barFraction": f, "barOpenTime": int(e.market.series.open_ms[i]), "bars": n,
                 "finished": e.pos >= n,
                 "clock": {"mode": e.market.clock.mode, "barsPerSecond": e.market.clock.bars_per_second},
@@ -149,8 +188,8 @@ class SimServer:
 
     # -- request handling (socket-free, so it can be tested directly)
     def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None) -> Reply:
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        params = dict(parse_qsl(raw_body, keep_blank_values=True))
+        params.update(parse_qsl(raw_query, keep_blank_values=True))  # rest-api.md: the query string wins
         fault = self.faults.before(path)
         reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key)
         if reply.drop:
@@ -196,7 +235,7 @@ class SimServer:
         try:
             if signed:
                 auth.check_api_key(api_key, self.api_key)
-                auth.check_signed(params, raw_query, raw_body, self._secret, self.server_ms())
+                auth.check_signed(params, raw_query, raw_body, self._secret, self._clock_candidates())
             return Reply(200, getattr(self.rest, name)(params))
         except ApiError as err:
             return Reply(err.status, err.body())
@@ -235,6 +274,10 @@ class SimServer:
                 if not bars >= 0:
                     raise ValueError("bars must be >= 0")
                 return Reply(200, self.advance(bars))
+            if (method, path) == ("POST", "/sim/clock"):
+                mode = str(args.get("mode", ""))
+                bps = args.get("barsPerSecond")
+                return Reply(200, self.set_clock(mode, None if bps is None else float(bps)))
             if (method, path) == ("GET", "/sim/state"):
                 return Reply(200, self.state())
             if (method, path) == ("GET", "/sim/ledger"):
