@@ -163,7 +163,7 @@ def test_bnb_burn_status_and_toggle(sim_client) -> None:
 
 
 def test_unknown_endpoint_is_a_4xx_with_code_and_msg(sim) -> None:
-    reply = requests.get(f"{sim.base_url}/api/v3/depth", params={"symbol": "ETHBTC"},
+    reply = requests.get(f"{sim.base_url}/api/v3/historicalTrades", params={"symbol": "ETHBTC"},
                          headers={"X-MBX-APIKEY": SIM_KEY}, timeout=5)
     assert reply.status_code == 404 and set(reply.json()) == {"code", "msg"}
 

@@ -77,7 +77,7 @@ def test_only_a_trade_through_fills_unless_fill_on_touch(flat) -> None:
     o = c.new_order("ETHBTC", "BUY", "LIMIT_MAKER", quantity="1", price="0.0499")  # exactly the low
     sim.advance(3)
     assert c.get_order("ETHBTC", orderId=o["orderId"])["status"] == "NEW"
-    sim2, c2 = flat(fill_on_touch=True)
+    sim2, c2 = flat(fill_on_touch=True, ideal_fills=True)  # a touch of a knot trades no volume: ideal rule
     o2 = c2.new_order("ETHBTC", "BUY", "LIMIT_MAKER", quantity="1", price="0.0499")
     sim2.advance(1)
     assert c2.get_order("ETHBTC", orderId=o2["orderId"])["status"] == "FILLED"
@@ -111,7 +111,7 @@ def test_cancel_after_partial_fill_releases_the_rest(flat) -> None:
 
 
 def test_market_orders_fill_at_the_touch_with_slippage(flat) -> None:
-    sim, c = flat(slippage_bps=10, taker_fee="0.001")
+    sim, c = flat(slippage_bps=10, taker_fee="0.001", ideal_fills=True)  # slippage_bps: the ideal-fill knob
     buy = c.new_order("ETHBTC", "BUY", "MARKET", quantity="0.3")
     (fill,) = buy["fills"]
     assert fill["price"] == "0.05007000"  # ask 0.05001 * 1.001, rounded up to the tick

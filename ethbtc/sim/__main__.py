@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine
 from .faults import FaultConfig
+from .limits import LimitConfig
 from .rules import SymbolRules
 from .server import SimServer
 
@@ -91,6 +92,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--min-qty", type=_decimal, default=SymbolRules.min_qty)
     p.add_argument("--min-notional", type=_decimal, default=SymbolRules.min_notional)
     p.add_argument("--max-num-orders", type=int, default=SymbolRules.max_num_orders)
+    lim = p.add_argument_group("rate limits (rest-api.md LIMITS; wall-clock windows per client IP)")
+    lim.add_argument("--weight-limit", type=number(int, 0), default=LimitConfig.weight_limit,
+                     help="request weight per minute before 429 -1003 (6000; 0: no limits)")
+    lim.add_argument("--orders-per-10s", type=number(int, 1), default=LimitConfig.orders_10s,
+                     help="new orders per 10 s before 429 -1015 (100)")
+    lim.add_argument("--ban-after", type=number(int, 0), default=LimitConfig.ban_after,
+                     help="requests sent inside a 429's Retry-After before the 418 ban (5)")
+    lim.add_argument("--ban-seconds", type=number(int, 1), default=LimitConfig.ban_seconds,
+                     help="length of a 418 ban in seconds (120)")
     p.add_argument("--api-key", default=os.environ.get("SIM_API_KEY", DEFAULT_API_KEY))
     p.add_argument("--api-secret", default=os.environ.get("SIM_API_SECRET", DEFAULT_API_SECRET))
     f = p.add_argument_group("fault injection (shares are probabilities per request)")
@@ -129,7 +139,9 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
         bnb_discount=a.bnb_discount, bnb_btc_price=a.bnb_btc_price,
         bnb_candles=load_candles(a.bnb_data) if a.bnb_data else None,
         spread_bps=a.spread_bps, slippage_bps=a.slippage_bps, partial_fill=a.partial_fill,
-        fill_on_touch=a.fill_on_touch, faults=faults)
+        fill_on_touch=a.fill_on_touch, faults=faults,
+        limits=LimitConfig(weight_limit=a.weight_limit, orders_10s=a.orders_per_10s, ban_after=a.ban_after,
+                           ban_seconds=a.ban_seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     try:
         engine = build_engine(candles, cfg)
-        server = SimServer(engine, api_key=cfg.api_key, api_secret=cfg.api_secret, faults=cfg.faults,
+        server = SimServer(engine, api_key=cfg.api_key, api_secret=cfg.api_secret, faults=cfg.faults, limits=cfg.limits,
                            host=args.host, port=args.port)
     except ValueError as exc:
         raise UserError(str(exc)) from None

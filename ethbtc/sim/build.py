@@ -12,7 +12,8 @@ import pandas as pd
 from .engine import Engine
 from .faults import FaultConfig
 from .fees import FeeSchedule
-from .market import CandleSeries, Clock, Market
+from .limits import LimitConfig
+from .market import BookModel, CandleSeries, Clock, Market
 from .rules import SymbolRules, dec
 
 DEFAULT_API_KEY = "simkey"
@@ -45,8 +46,11 @@ class SimConfig:
     slippage_bps: float = 0.0
     partial_fill: float = 1.0
     fill_on_touch: bool = False
-    book_qty: object = "25"
+    book_qty: object = "25"  # ideal_fills: every book level shows this much
+    ideal_fills: bool = False  # the earlier exchange: whole fills at the touch / at first trade-through
+    book: BookModel = field(default_factory=BookModel)  # the synthetic depth (market.BookModel)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    limits: LimitConfig = field(default_factory=LimitConfig)  # request weight / order counts
 
 
 def start_position(series: CandleSeries, start: int | str | pd.Timestamp | None) -> float:
@@ -101,7 +105,8 @@ def build_engine(candles: object, cfg: SimConfig, wall_ms: int | None = None) ->
         series.restamp(now - into_bar, int(start))
         start += into_bar / series.interval_ms
     clock = Clock(start, float(len(series)), cfg.clock, cfg.speed, series.interval_minutes)
-    market = Market(series, clock, cfg.rules.tick_size, cfg.spread_bps, dec(cfg.book_qty))
+    market = Market(series, clock, cfg.rules.tick_size, cfg.spread_bps, dec(cfg.book_qty), cfg.rules.step_size,
+                    cfg.book)
     fees = FeeSchedule(maker=dec(cfg.maker_fee), taker=dec(cfg.taker_fee), pay_in_bnb=cfg.pay_fees_in_bnb,
                        bnb_discount=dec(cfg.bnb_discount))
     for name, rate in (("maker fee", fees.maker), ("taker fee", fees.taker), ("bnb discount", fees.bnb_discount)):
@@ -112,7 +117,8 @@ def build_engine(candles: object, cfg: SimConfig, wall_ms: int | None = None) ->
         data_bnb = bnb
         bnb = lambda ms: data_bnb(series.to_data_ms(ms))  # noqa: E731 - BNB candles carry the file's era
     engine = Engine(market, cfg.rules, fees, cfg.balances, slippage_bps=cfg.slippage_bps,
-                    partial_fill=cfg.partial_fill, fill_on_touch=cfg.fill_on_touch, bnb_price=bnb)
+                    partial_fill=cfg.partial_fill, fill_on_touch=cfg.fill_on_touch, bnb_price=bnb,
+                    ideal_fills=cfg.ideal_fills)
     engine.time_origin = origin
     if origin == "now" and cfg.clock != "manual":
         engine.free_clock = (now, clock.bars_per_second * series.interval_ms / 1000)

@@ -10,8 +10,8 @@ of bar intervals so that the replay's start position is the wall clock at start-
 replay the market then runs on the wall clock, as Binance does; accelerated replay runs ahead
 of it. With the origin ``data`` the candles keep their historical times (tests that compare
 against the candle file). ``data_open_ms`` always holds the file's own times. Inside a bar the price follows
-a fixed path through the candle: open -> low -> high -> close for an up bar (close >= open),
-open -> high -> low -> close otherwise, each leg a third of the bar. Everything the exchange
+a fixed path through the candle (:mod:`ethbtc.sim.fillrule`): open -> low -> high -> close for
+an up bar (close >= open), open -> high -> low -> close otherwise, each leg a third of the bar. Everything the exchange
 shows (klines with a partial last bar, book ticker, fills of resting orders) is read off that
 path, so a replay is deterministic and its fills never look at prices not yet reached.
 """
@@ -21,12 +21,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .fillrule import path_knots, path_price, resting_fill
 from .rules import ceil_to, dec, floor_to
 
 CLOCK_MODES = ("manual", "speed", "realtime")
@@ -95,16 +97,17 @@ class CandleSeries:
                 setattr(self, name, ticks / per_unit if exact else ticks * tick)
 
     def knots(self, i: int) -> list[tuple[float, float]]:
-        o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i])
-        first, second = (lo, h) if c >= o else (h, lo)
-        return [(0.0, o), (1 / 3, first), (2 / 3, second), (1.0, c)]
+        k = path_knots(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]))
+        return [(0.0, k[0]), (1 / 3, k[1]), (2 / 3, k[2]), (1.0, k[3])]
 
     def price_at(self, i: int, f: float) -> float:
-        pts = self.knots(i)
-        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
-            if f <= fb:
-                return va + (vb - va) * (f - fa) / (fb - fa)
-        return pts[-1][1]
+        return path_price(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]), f)
+
+    def resting_fill(self, i: int, f0: float, f1: float, level: float, is_buy: bool,
+                     touch: bool) -> tuple[float, float]:
+        """:func:`ethbtc.sim.fillrule.resting_fill` on bar ``i``."""
+        return resting_fill(float(self.o[i]), float(self.h[i]), float(self.l[i]), float(self.c[i]),
+                            float(self.v[i]), f0, f1, level, is_buy, touch)
 
     def partial(self, i: int, f: float) -> tuple[float, float, float, float, float]:
         """(open, high, low, close, volume) of bar ``i`` as seen at fraction ``f``."""
@@ -112,30 +115,9 @@ class CandleSeries:
         return float(self.o[i]), max(seen), min(seen), self.price_at(i, f), float(self.v[i]) * min(f, 1.0)
 
     def first_cross(self, i: int, f0: float, f1: float, level: float, below: bool, touch: bool) -> float | None:
-        """Earliest fraction in [f0, f1] of bar ``i`` where the price trades through ``level``.
-
-        ``below``: a buy fills when the price goes under its limit (at it, with ``touch``);
-        otherwise a sell fills when the price goes over its limit.
-        """
-        def through(v: float) -> bool:
-            if below:
-                return v <= level if touch else v < level
-            return v >= level if touch else v > level
-
-        if f1 <= f0:
-            return None
-        pts = self.knots(i)
-        for (fa, va), (fb, vb) in zip(pts, pts[1:], strict=False):
-            lo_f, hi_f = max(fa, f0), min(fb, f1)
-            if lo_f >= hi_f:
-                continue
-            a = va + (vb - va) * (lo_f - fa) / (fb - fa)
-            b = va + (vb - va) * (hi_f - fa) / (fb - fa)
-            if through(a):
-                return lo_f
-            if through(b):
-                return lo_f + (hi_f - lo_f) * (level - a) / (b - a) if b != a else hi_f
-        return None
+        """Earliest fraction in [f0, f1] of bar ``i`` where the price trades through ``level``."""
+        first, _ = self.resting_fill(i, f0, f1, level, below, touch)
+        return None if first < 0 else first
 
     def index_at_ms(self, ms: int) -> int:
         """Index of the bar open at ``ms`` (last open_time <= ms), -1 before the first bar."""
@@ -201,16 +183,54 @@ class Clock:
             return self._base_pos
 
 
+@dataclass(frozen=True)
+class BookModel:
+    """The synthetic order book around the replayed price (both sides alike).
+
+    Level 0 is the touch (best bid / best ask, see :meth:`Market.bid_ask`); level ``k`` lies
+    ``k`` ticks further out and holds ``(1 + growth * k) * q0``, where ``q0 = top_share *`` the
+    volume of the last COMPLETE bar (never the bar in progress: no look-ahead), at least
+    ``min_top_qty``, quantities on the step grid, ``levels`` levels per side. ETHBTC defaults: a
+    15m bar trades a few hundred to a few thousand ETH, so the touch holds ~2% of that (a few to a
+    few tens of ETH) and the first ten ticks ~0.5 of a bar's volume. Liquidity a taker removes
+    stays removed until the next bar (the book refills each bar).
+    """
+
+    top_share: float = 0.02
+    growth: float = 0.5
+    min_top_qty: Decimal = Decimal("0.5")
+    levels: int = 100
+
+
 class Market:
     """The replayed symbol: clock position -> time, price, book, klines."""
 
     def __init__(self, series: CandleSeries, clock: Clock, tick_size: Decimal, spread_bps: float = 0.0,
-                 book_qty: Decimal = Decimal("25")) -> None:
+                 book_qty: Decimal = Decimal("25"), step_size: Decimal = Decimal("0.0001"),
+                 book: BookModel | None = None) -> None:
         self.series = series
         self.clock = clock
         self.tick = tick_size
+        self.step = step_size
         self.spread_bps = spread_bps
-        self.book_qty = book_qty
+        self.book_qty = book_qty  # ideal fills: every level shows this much
+        self.book_model = book or BookModel()
+
+    def levels(self, pos: float, buy_side: bool, ideal: bool = False) -> list[tuple[Decimal, Decimal]]:
+        """One side of the book, best first: bids (``buy_side``) or asks, (price, qty) per level."""
+        bid, ask = self.bid_ask(pos)
+        m = self.book_model
+        i, _ = self.locate(pos)
+        ref = float(self.series.v[i - 1] if i > 0 else self.series.v[0])
+        q0 = self.book_qty if ideal else max(floor_to(dec(ref * m.top_share), self.step), m.min_top_qty)
+        out: list[tuple[Decimal, Decimal]] = []
+        for k in range(m.levels):
+            price = bid - self.tick * k if buy_side else ask + self.tick * k
+            if price <= 0:
+                break
+            qty = q0 if ideal else floor_to(q0 * (1 + Decimal(str(m.growth)) * k), self.step)
+            out.append((price, qty))
+        return out
 
     def locate(self, pos: float) -> tuple[int, float]:
         """(bar index, fraction) of a clock position; the end of data is the last bar at 1.0."""
@@ -259,6 +279,47 @@ class Market:
         if ask <= bid:
             ask = bid + self.tick
         return bid, ask
+
+    TRADES_PER_BAR = 30
+
+    def tape(self, pos: float, from_id: int | None, start_ms: int | None, end_ms: int | None,
+             limit: int) -> list[tuple[int, Decimal, Decimal, int, bool]]:
+        """The market's public trade tape: (id, price, qty, time, isBuyerMaker), oldest first.
+
+        Synthetic: ``TRADES_PER_BAR`` trades evenly spread over each bar's path (price on the
+        tick grid, each a share of the bar volume), the seller the maker when the path rises,
+        up to the current position; id = bar * TRADES_PER_BAR + k. Own fills are not on it.
+        """
+        s, n = self.series, self.TRADES_PER_BAR
+        last = int(pos * n)  # trades strictly before the current instant
+        if last <= 0:
+            return []
+        if from_id is not None:
+            first = max(from_id, 0)
+            stop = min(first + limit, last)
+        elif start_ms is not None or end_ms is not None:
+            lo = 0 if start_ms is None else max(int(np.searchsorted(s.open_ms, start_ms, side="right")) - 1, 0) * n
+            first = lo
+            while first < last and self._trade_time(first) < (start_ms or 0):
+                first += 1
+            stop = first
+            while stop < last and stop - first < limit and (end_ms is None or self._trade_time(stop) <= end_ms):
+                stop += 1
+        else:
+            stop, first = last, max(last - limit, 0)
+        out = []
+        for t in range(first, stop):
+            i, k = divmod(t, n)
+            f = (k + 0.5) / n
+            price = (dec(s.price_at(i, f)) / self.tick).quantize(Decimal(1)) * self.tick
+            rising = s.price_at(i, f) >= s.price_at(i, max(f - 1 / n, 0.0))
+            qty = max(floor_to(dec(float(s.v[i]) / n), self.step), self.step)
+            out.append((t, price, qty, self._trade_time(t), not rising))
+        return out
+
+    def _trade_time(self, t: int) -> int:
+        i, k = divmod(t, self.TRADES_PER_BAR)
+        return int(self.series.open_ms[i]) + int((k + 0.5) / self.TRADES_PER_BAR * self.series.interval_ms)
 
     def klines(self, pos: float, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[object]]:
         """Binance 12-field kline rows up to and including the current (partial) bar."""

@@ -21,7 +21,8 @@ manual) the market falls behind the clock exactly like a stalled feed, so klines
 accelerated and manual replay the exchange clock is the replayed market time (ahead of the wall
 clock with origin ``now``, historical with origin ``data``); signed timestamps are then checked
 as documented in :mod:`ethbtc.sim.auth`, so a client that synced from /api/v3/time keeps working.
-Rate limits (request weight, order counts) always count wall-clock time.
+Rate limits (request weight, order counts; :mod:`ethbtc.sim.limits`) count wall-clock time and
+answer before fault injection, as Binance's limiter sits in front of its matching engine.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .apierrors import ApiError
 from .build import SimConfig, build_engine
 from .engine import Engine
 from .faults import FaultConfig, FaultInjector
+from .limits import LimitConfig, RateLimiter
 from .rest import ORDER_PATHS, ROUTES, RestApi
 from .rules import fmt
 
@@ -89,8 +91,9 @@ class SimServer:
     """A running paper exchange: ``base_url``, ``engine``, control helpers, ``close()``."""
 
     def __init__(self, engine: Engine, *, api_key: str, api_secret: str, faults: FaultConfig | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, limits: LimitConfig | None = None) -> None:
         self.engine = engine
+        self.limiter = RateLimiter(limits)
         self.api_key = api_key
         self._secret = api_secret
         self.faults = FaultInjector(faults)
@@ -187,11 +190,18 @@ class SimServer:
             }
 
     # -- request handling (socket-free, so it can be tested directly)
-    def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None) -> Reply:
+    def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None,
+                   client_ip: str = "127.0.0.1") -> Reply:
         params = dict(parse_qsl(raw_body, keep_blank_values=True))
         params.update(parse_qsl(raw_query, keep_blank_values=True))  # rest-api.md: the query string wins
-        fault = self.faults.before(path)
-        reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key)
+        verdict = self.limiter.admit(client_ip, method, path, params)
+        fault = None
+        if verdict.status != 200:
+            reply = Reply(verdict.status, verdict.body, dict(verdict.headers))
+        else:
+            fault = self.faults.before(path)
+            reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key, client_ip)
+            reply.headers = {**verdict.headers, **reply.headers}
         if reply.drop:
             fault = "drop_after_order"
         if path in ORDER_PATHS and method in ("POST", "DELETE"):
@@ -199,7 +209,7 @@ class SimServer:
         return reply
 
     def _faulted(self, fault: str | None, method: str, path: str, params: dict[str, str], raw_query: str,
-                 raw_body: str, api_key: str | None) -> Reply:
+                 raw_body: str, api_key: str | None, client_ip: str) -> Reply:
         retry = {"Retry-After": str(self.faults.config.retry_after)}
         if fault == "ban_418":
             until = self.server_ms() + self.faults.config.retry_after * 1000
@@ -215,7 +225,7 @@ class SimServer:
             return self._server_error()
         if fault == "delay":
             self._stop.wait(self.faults.config.delay_seconds)
-        reply = self._dispatch(method, path, params, raw_query, raw_body, api_key)
+        reply = self._dispatch(method, path, params, raw_query, raw_body, api_key, client_ip)
         if fault == "error_5xx":
             return self._server_error()
         if is_new_order and reply.status == 200 and self.faults.drop_after_order(path):
@@ -227,7 +237,7 @@ class SimServer:
                      {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
 
     def _dispatch(self, method: str, path: str, params: dict[str, str], raw_query: str, raw_body: str,
-                  api_key: str | None) -> Reply:
+                  api_key: str | None, client_ip: str = "127.0.0.1") -> Reply:
         route = ROUTES.get((method, path))
         if route is None:
             return Reply(404, {"code": -1000, "msg": f"Unknown endpoint {method} {path} (not simulated)."})
@@ -236,6 +246,9 @@ class SimServer:
             if signed:
                 auth.check_api_key(api_key, self.api_key)
                 auth.check_signed(params, raw_query, raw_body, self._secret, self._clock_candidates())
+            if name == "rate_limit_order":
+                return Reply(200, self.rest.rate_limit_order(params, *self.limiter.order_usage(client_ip),
+                                                             self.limiter.config))
             return Reply(200, getattr(self.rest, name)(params))
         except ApiError as err:
             return Reply(err.status, err.body())
@@ -324,7 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 reply = sim.handle_control(method, url.path, url.query, raw_body)
         else:
-            reply = sim.handle_api(method, url.path, url.query, raw_body, self.headers.get("X-MBX-APIKEY"))
+            reply = sim.handle_api(method, url.path, url.query, raw_body, self.headers.get("X-MBX-APIKEY"),
+                                   self.client_address[0])
         if reply.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -364,7 +378,7 @@ def serve_sim(candles: object, *, balances: dict[str, object] | None = None, api
     if api_secret is not None:
         cfg.api_secret = api_secret
     server = SimServer(build_engine(candles, cfg), api_key=cfg.api_key, api_secret=cfg.api_secret,
-                       faults=cfg.faults, host=host, port=port).start()
+                       faults=cfg.faults, host=host, port=port, limits=cfg.limits).start()
     try:
         yield server
     finally:
