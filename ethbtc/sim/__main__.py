@@ -26,6 +26,7 @@ from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine
 from .faults import FaultConfig
 from .limits import LimitConfig
+from .market import BookModel
 from .rules import SymbolRules
 from .server import SimServer
 
@@ -82,8 +83,18 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--bnb-discount", type=_decimal, default=Decimal("0.25"))
     p.add_argument("--bnb-data", help="BNBBTC candle file for BNB fee prices")
     p.add_argument("--bnb-btc-price", type=_decimal, help="fixed BNBBTC price instead of --bnb-data")
+    p.add_argument("--ideal-fills", action="store_true",
+                   help="the earlier, kinder fills: MARKET whole at the touch (+ --slippage-bps), resting orders "
+                        "whole at the first trade-through; default: a book with finite depth")
+    p.add_argument("--book-top-share", type=number(float, 0, above=True), default=BookModel.top_share,
+                   help="quantity at the touch as a share of the last complete bar's volume (0.02)")
+    p.add_argument("--book-growth", type=number(float, 0), default=BookModel.growth,
+                   help="level k of the book holds (1 + growth*k) times the touch (0.5)")
+    p.add_argument("--book-levels", type=number(int, 1, 5000), default=BookModel.levels,
+                   help="price levels per side (100)")
     p.add_argument("--spread-bps", type=number(float, 0), default=0.0, help="bid/ask spread (0: one tick)")
-    p.add_argument("--slippage-bps", type=number(float, 0), default=0.0, help="MARKET fills this far beyond the touch")
+    p.add_argument("--slippage-bps", type=number(float, 0), default=0.0,
+                   help="with --ideal-fills: MARKET fills this far beyond the touch")
     p.add_argument("--partial-fill", type=_share, default=1.0,
                    help="share of a resting order that can fill per bar (1: all at once)")
     p.add_argument("--fill-on-touch", action="store_true", help="fill resting orders when touched, not only traded through")
@@ -139,7 +150,8 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
         bnb_discount=a.bnb_discount, bnb_btc_price=a.bnb_btc_price,
         bnb_candles=load_candles(a.bnb_data) if a.bnb_data else None,
         spread_bps=a.spread_bps, slippage_bps=a.slippage_bps, partial_fill=a.partial_fill,
-        fill_on_touch=a.fill_on_touch, faults=faults,
+        fill_on_touch=a.fill_on_touch, faults=faults, ideal_fills=a.ideal_fills,
+        book=BookModel(top_share=a.book_top_share, growth=a.book_growth, levels=a.book_levels),
         limits=LimitConfig(weight_limit=a.weight_limit, orders_10s=a.orders_per_10s, ban_after=a.ban_after,
                            ban_seconds=a.ban_seconds))
 

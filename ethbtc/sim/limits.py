@@ -24,7 +24,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+def weight_header(window_s: int) -> str:
+    """``X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter)``: 1M for Binance's one-minute window."""
+    return "X-MBX-USED-WEIGHT-" + (f"{window_s // 60}M" if window_s % 60 == 0 else f"{window_s}S")
+
+
+def _per(window_s: int) -> str:
+    return f"{window_s // 60} MINUTE" if window_s % 60 == 0 else f"{window_s} SECOND"
+
+
+def rate_limits(cfg: LimitConfig) -> list[dict[str, object]]:
+    """exchangeInfo ``rateLimits`` for this configuration."""
+    w = cfg.weight_window_s
+    interval, num = ("MINUTE", w // 60) if w % 60 == 0 else ("SECOND", w)
+    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num, "limit": cfg.weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": cfg.orders_10s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": cfg.orders_1d},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}]
 ORDER_HEADERS = ("X-MBX-ORDER-COUNT-10S", "X-MBX-ORDER-COUNT-1D")
 
 
@@ -75,7 +92,8 @@ def weight_of(method: str, path: str, params: dict[str, str]) -> int:
 
 @dataclass
 class LimitConfig:
-    weight_limit: int = 6000  # REQUEST_WEIGHT per minute; 0 disables all limits
+    weight_limit: int = 6000  # REQUEST_WEIGHT per window; 0 disables all limits
+    weight_window_s: int = 60  # Binance: 1 MINUTE (tests shorten it)
     orders_10s: int = 100
     orders_1d: int = 200_000
     ban_after: int = 5  # requests ignoring a 429's Retry-After before the 418 ban
@@ -113,7 +131,7 @@ class RateLimiter:
 
     def _client(self, ip: str, now: float) -> _Client:
         c = self._clients.setdefault(ip, _Client())
-        minute, ten_s, day = int(now // 60), int(now // 10), int(now // 86400)
+        minute, ten_s, day = int(now // self.config.weight_window_s), int(now // 10), int(now // 86400)
         if c.minute != minute:
             c.minute, c.used = minute, 0
         if c.ten_s != ten_s:
@@ -140,10 +158,10 @@ class RateLimiter:
                 return self._too_much(c, now)
             weight = weight_of(method, path, params)
             if c.used + weight > cfg.weight_limit:
-                c.wait_until, c.strikes = (c.minute + 1) * 60, 0
+                c.wait_until, c.strikes = (c.minute + 1) * cfg.weight_window_s, 0
                 return self._too_much(c, now)
             c.used += weight
-            headers = {WEIGHT_HEADER: str(c.used)}
+            headers = {weight_header(cfg.weight_window_s): str(c.used)}
             if (method, path) == ("POST", "/api/v3/order"):
                 if c.orders_10s >= cfg.orders_10s or c.orders_1d >= cfg.orders_1d:
                     per = "10 SECOND" if c.orders_10s >= cfg.orders_10s else "1 DAY"
@@ -160,15 +178,17 @@ class RateLimiter:
 
     def _too_much(self, c: _Client, now: float) -> Verdict:
         return Verdict(429, {"code": -1003, "msg": f"Too much request weight used; current limit is "
-                                                   f"{self.config.weight_limit} request weight per 1 MINUTE. Please "
+                                                   f"{self.config.weight_limit} request weight per {_per(self.config.weight_window_s)}. Please "
                                                    "use WebSocket Streams for live updates to avoid polling the API."},
-                       {WEIGHT_HEADER: str(c.used), "Retry-After": str(max(1, math.ceil(c.wait_until - now)))})
+                       {weight_header(self.config.weight_window_s): str(c.used),
+                        "Retry-After": str(max(1, math.ceil(c.wait_until - now)))})
 
     def _ban(self, c: _Client, now: float) -> Verdict:
         until = int(c.banned_until * 1000)
         return Verdict(418, {"code": -1003, "msg": f"Way too much request weight used; IP banned until {until}. "
                                                    "Please use WebSocket Streams for live updates to avoid bans."},
-                       {WEIGHT_HEADER: str(c.used), "Retry-After": str(max(1, math.ceil(c.banned_until - now)))})
+                       {weight_header(self.config.weight_window_s): str(c.used),
+                        "Retry-After": str(max(1, math.ceil(c.banned_until - now)))})
 
     def order_usage(self, ip: str) -> tuple[int, int]:
         """(orders this 10 s, orders today) of a client, for GET /api/v3/rateLimit/order."""

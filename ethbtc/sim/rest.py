@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,16 +18,11 @@ from ..timeframes import binance_interval
 from . import apierrors
 from .apierrors import ApiError
 from .engine import Engine, Order
+from .limits import LimitConfig, rate_limits
 from .rules import SIMULATED_ORDER_TYPES, fmt
 
 DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-RATE_LIMITS = [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-]
 
 Params = dict[str, str]
 
@@ -109,6 +104,7 @@ class RestApi:
 
     engine: Engine
     server_ms: Callable[[], int]
+    limits: LimitConfig = field(default_factory=LimitConfig)
 
     # -- helpers
     def _symbol(self, params: Params, required: bool = True) -> str | None:
@@ -148,7 +144,7 @@ class RestApi:
         symbols = _symbols_param(params)
         if symbols is not None and any(s != self.engine.rules.symbol for s in symbols):
             raise apierrors.invalid_symbol()
-        return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": RATE_LIMITS,
+        return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": rate_limits(self.limits),
                 "exchangeFilters": [], "symbols": [self.engine.rules.symbol_info()]}
 
     def klines(self, params: Params) -> object:

@@ -97,7 +97,7 @@ class SimServer:
         self.api_key = api_key
         self._secret = api_secret
         self.faults = FaultInjector(faults)
-        self.rest = RestApi(engine, self.server_ms)
+        self.rest = RestApi(engine, self.server_ms, self.limiter.config)
         self.order_log: list[dict[str, object]] = []
         self._log_lock = threading.Lock()
         self._offsets: collections.deque[int] = collections.deque(maxlen=auth.OFFSETS_KEPT)
