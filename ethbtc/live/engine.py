@@ -215,9 +215,6 @@ class Engine:
         assert st is not None and self.runner is not None
         if st.pending is not None:  # an earlier attempt at this bar failed half-way
             self._reconcile([])
-        # which bars are closed is judged on the exchange's clock: measured afresh each poll (weight
-        # 1), so a drifting local clock, or a paper exchange replaying faster than real time, is followed
-        self.market.sync_time()
         df = self.feed.refresh()
         if df.empty:
             return []
