@@ -103,7 +103,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--min-qty", type=_decimal, default=SymbolRules.min_qty)
     p.add_argument("--min-notional", type=_decimal, default=SymbolRules.min_notional)
     p.add_argument("--max-num-orders", type=int, default=SymbolRules.max_num_orders)
-    lim = p.add_argument_group("rate limits (rest-api.md LIMITS; wall-clock windows per client IP)")
+    lim = p.add_argument_group("rate limits (rest-api.md LIMITS; per client IP, windows on the exchange clock)")
     lim.add_argument("--weight-limit", type=number(int, 0), default=LimitConfig.weight_limit,
                      help="request weight per minute before 429 -1003 (6000; 0: no limits)")
     lim.add_argument("--orders-per-10s", type=number(int, 1), default=LimitConfig.orders_10s,

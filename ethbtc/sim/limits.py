@@ -12,8 +12,11 @@ rest-api.md "LIMITS" / "IP Limits" / "Unfilled Order Count":
   was told) is banned: HTTP 418, code -1003, ``Retry-After`` = the ban's remaining seconds
   (``ban_seconds``, Binance starts at 2 minutes and scales up for repeat offenders).
 
-Windows are fixed wall-clock intervals (minute, 10 s, UTC day), counted per client IP; replay
-speed does not change them. ``/sapi`` (a separate limiter on Binance) and ``/sim`` are not counted.
+Windows are fixed intervals (minute, 10 s, UTC day) of the exchange clock, counted per client
+IP: in real-time replay that is the wall clock, as on Binance; in accelerated replay it is the
+replayed time, so a bot is charged what its requests would cost at the real pace (a per-minute
+budget on the wall clock would meter the acceleration, not the bot); ``Retry-After`` is still
+wall seconds. A manual clock stands still, so there the windows run on the wall clock. ``/sapi`` (a separate limiter on Binance) and ``/sim`` are not counted.
 """
 
 from __future__ import annotations
@@ -123,9 +126,13 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, config: LimitConfig | None = None, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: LimitConfig | None = None, now: Callable[[], float] = time.time,
+                 rate: float = 1.0) -> None:
+        """``now``: the clock the windows run on (epoch seconds); ``rate``: its seconds per wall
+        second, to turn a wait on that clock into the wall-clock ``Retry-After``."""
         self.config = config or LimitConfig()
         self._now = now
+        self.rate = rate
         self._lock = threading.Lock()
         self._clients: dict[str, _Client] = {}
 
@@ -169,7 +176,7 @@ class RateLimiter:
                     retry = (c.ten_s + 1) * 10 - now if per == "10 SECOND" else (c.day + 1) * 86400 - now
                     return Verdict(429, {"code": -1015, "msg": f"Too many new orders; current limit is {limit} "
                                                                f"orders per {per}."},
-                                   {**headers, "Retry-After": str(max(1, math.ceil(retry)))})
+                                   {**headers, "Retry-After": self._retry(retry)})
                 c.orders_10s += 1
                 c.orders_1d += 1
                 headers[ORDER_HEADERS[0]] = str(c.orders_10s)
@@ -181,14 +188,17 @@ class RateLimiter:
                                                    f"{self.config.weight_limit} request weight per {_per(self.config.weight_window_s)}. Please "
                                                    "use WebSocket Streams for live updates to avoid polling the API."},
                        {weight_header(self.config.weight_window_s): str(c.used),
-                        "Retry-After": str(max(1, math.ceil(c.wait_until - now)))})
+                        "Retry-After": self._retry(c.wait_until - now)})
 
     def _ban(self, c: _Client, now: float) -> Verdict:
         until = int(c.banned_until * 1000)
         return Verdict(418, {"code": -1003, "msg": f"Way too much request weight used; IP banned until {until}. "
                                                    "Please use WebSocket Streams for live updates to avoid bans."},
                        {weight_header(self.config.weight_window_s): str(c.used),
-                        "Retry-After": str(max(1, math.ceil(c.banned_until - now)))})
+                        "Retry-After": self._retry(c.banned_until - now)})
+
+    def _retry(self, seconds: float) -> str:
+        return str(max(1, math.ceil(seconds / self.rate)))
 
     def order_usage(self, ip: str) -> tuple[int, int]:
         """(orders this 10 s, orders today) of a client, for GET /api/v3/rateLimit/order."""

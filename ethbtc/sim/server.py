@@ -21,7 +21,7 @@ manual) the market falls behind the clock exactly like a stalled feed, so klines
 accelerated and manual replay the exchange clock is the replayed market time (ahead of the wall
 clock with origin ``now``, historical with origin ``data``); signed timestamps are then checked
 as documented in :mod:`ethbtc.sim.auth`, so a client that synced from /api/v3/time keeps working.
-Rate limits (request weight, order counts; :mod:`ethbtc.sim.limits`) count wall-clock time and
+Rate limits (request weight, order counts; :mod:`ethbtc.sim.limits`) count exchange-clock time and
 answer before fault injection, as Binance's limiter sits in front of its matching engine.
 """
 
@@ -93,7 +93,9 @@ class SimServer:
     def __init__(self, engine: Engine, *, api_key: str, api_secret: str, faults: FaultConfig | None = None,
                  host: str = "127.0.0.1", port: int = 0, limits: LimitConfig | None = None) -> None:
         self.engine = engine
-        self.limiter = RateLimiter(limits)
+        free = engine.free_clock  # rate limits run on the exchange clock when it runs by itself
+        self.limiter = (RateLimiter(limits, lambda: engine.exchange_ms() / 1000, free[1]) if free is not None
+                        else RateLimiter(limits))
         self.api_key = api_key
         self._secret = api_secret
         self.faults = FaultInjector(faults)
