@@ -299,6 +299,8 @@ class Engine:
                     self._close(order, "EXPIRED", order.time)
                     return order
                 lock_amount = quote_amount(price, order.remaining, True) if buyer else order.remaining
+                # per-level rounding of the taken part may have cost a few 1e-8 more than the limit price
+                lock_amount = min(lock_amount, self.free[lock_asset])
                 crosses = False
             else:
                 order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)

@@ -344,7 +344,9 @@ class Market:
                 o, h, low, c, v = s.o[i], s.h[i], s.l[i], s.c[i], s.v[i]
             share = v / s.v[i] if s.v[i] > 0 else 0.0
             quote = s.extra["quote_volume"][i] * share if "quote_volume" in s.extra else v * (h + low + c) / 3
-            count = int(s.extra["count"][i] * share) if "count" in s.extra else 0
+            # without the file's trade count: the synthetic tape's (TRADES_PER_BAR per bar, see tape())
+            count = int(s.extra["count"][i] * share) if "count" in s.extra else int(
+                self.TRADES_PER_BAR * (frac if i == cur else 1.0))
             tb = s.extra["taker_buy_base"][i] * share if "taker_buy_base" in s.extra else v / 2
             tq = s.extra["taker_buy_quote"][i] * share if "taker_buy_quote" in s.extra else quote / 2
             open_ms = int(s.open_ms[i])
