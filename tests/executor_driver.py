@@ -75,7 +75,8 @@ class ExecutorDriver:
     def start(self) -> ExecutorDriver:
         candles = anchored_candles(int(time.time() * 1000))
         self._sim_cm = serve_sim(candles, balances=dict(DEFAULT_BALANCES), api_key=SIM_KEY, api_secret=SIM_SECRET,
-                                 start=HISTORY_BARS, clock="manual", partial_fill=0.5)
+                                 start=HISTORY_BARS, clock="manual", partial_fill=0.5,
+                                 wall_clock=True)  # the history is anchored to the wall clock: so is serverTime
         self.sim = self._sim_cm.__enter__()
         self.sim.set_faults(**FAULTS)
         params = write_params(self.workdir, bar_interval_minutes=1, ttl_sec=self.ttl_sec, poll_sec=self.poll_sec)

@@ -36,6 +36,9 @@ class SimConfig:
     # the wall clock in real time); "data": keep the file's times; "auto": "data" for the manual
     # clock (tests compare against the candle file), "now" for realtime and speed
     time_origin: str = "auto"
+    # the exchange clock is the wall clock whatever the market does (a history already stamped
+    # on the wall clock, replayed by a caller that paces the market itself)
+    wall_clock: bool = False
     maker_fee: object = "0.001"
     taker_fee: object = "0.001"
     pay_fees_in_bnb: bool = False
@@ -120,6 +123,8 @@ def build_engine(candles: object, cfg: SimConfig, wall_ms: int | None = None) ->
                     partial_fill=cfg.partial_fill, fill_on_touch=cfg.fill_on_touch, bnb_price=bnb,
                     ideal_fills=cfg.ideal_fills)
     engine.time_origin = origin
-    if origin == "now" and cfg.clock != "manual":
+    if cfg.wall_clock:
+        engine.free_clock = (int(time.time() * 1000), 1.0)
+    elif origin == "now" and cfg.clock != "manual":
         engine.free_clock = (now, clock.bars_per_second * series.interval_ms / 1000)
     return engine
