@@ -48,7 +48,8 @@ def replayed(shared_data: Path) -> Iterator[dict[str, Any]]:
     candles = dataclasses.replace(candles, df=candles.df.iloc[:N_BARS])
     cfg = parity_config()
     with scratch_dir() as tmp, serve_sim(candles.df, balances={"BTC": "1", "ETH": "0", "BNB": "0"}, api_key=KEY, api_secret=SECRET,
-                   start=0, rules=RULES_2020, maker_fee="0.001", taker_fee="0.001") as sim:
+                   start=0, rules=RULES_2020, maker_fee="0.001", taker_fee="0.001",
+                   ideal_fills=True) as sim:  # the backtester's fill model (issue 15: the sim's default is a finite book)
         folder = Path(tmp)
         engine = make_engine(sim, cfg, folder)
         engine.start()

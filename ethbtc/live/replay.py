@@ -177,7 +177,8 @@ def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: Sym
     balances = {"BTC": str(Decimal(repr(cfg.risk.basis_btc)).quantize(Decimal("1e-8"))), "ETH": "0", "BNB": "0"}
     maker, taker = cfg.fees.rates_without_bnb_series()  # what the backtest charges without BNB data
     with serve_sim(candles.df, balances=balances, api_key=key, api_secret=secret, start=0,
-                   rules=rules or SymbolRules(), maker_fee=round(maker, 10), taker_fee=round(taker, 10)) as sim:
+                   rules=rules or SymbolRules(), maker_fee=round(maker, 10), taker_fee=round(taker, 10),
+                   ideal_fills=True) as sim:  # the backtest's fill model: parity compares decisions, not liquidity
         engine = sim_engine(sim, cfg, folder, key=key, secret=secret)
         engine.start()
         reports = drive(sim, engine, bars)
