@@ -55,6 +55,13 @@ class HealthState:
         self._breakers = {"max_drawdown": False, "daily_loss": False}
         self._stopped = False
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Measure ages on this clock (epoch seconds), e.g. the exchange's clock once it is known:
+        bar times are the exchange's, so a paper exchange replaying faster than real time is
+        judged on its own time line."""
+        with self._lock:
+            self._clock = clock
+
     def loop_tick(self) -> None:
         with self._lock:
             self._last_loop = self._clock()

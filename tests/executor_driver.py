@@ -83,7 +83,8 @@ class ExecutorDriver:
     def start(self) -> ExecutorDriver:
         candles = self.candles(int(time.time() * 1000))
         self._sim_cm = serve_sim(candles, balances=dict(DEFAULT_BALANCES), api_key=SIM_KEY, api_secret=SIM_SECRET,
-                                 start=HISTORY_BARS, clock="manual", partial_fill=0.5)
+                                 start=HISTORY_BARS, clock="manual", partial_fill=0.5,
+                                 wall_clock=True)  # the history is anchored to the wall clock: so is serverTime
         self.sim = self._sim_cm.__enter__()
         self.sim.set_faults(**(self.faults or {}))
         self._log = open(self.log_path, "w")  # noqa: SIM115 -- closed in stop()

@@ -94,7 +94,12 @@ def test_book_ticker_and_price_follow_the_replayed_market(sim, sim_client, sim_c
     assert sim_client.book_ticker()[0]["symbol"] == "ETHBTC"  # no symbol: a list, like Binance
     assert sim_client.ticker_price(symbols=["ETHBTC"])[0]["symbol"] == "ETHBTC"
     assert error_of(sim_client.book_ticker, "XRPBTC").error_code == -1121
-    assert float(sim_client.avg_price("ETHBTC")["price"]) == pytest.approx(sim_candles.iloc[201]["open"])
+    # rest-api.md "Current average price": the 5-minute weighted average, here the last third of
+    # bar 200's path (its second knot -> close, one leg at one volume rate: the leg's midpoint)
+    avg = sim_client.avg_price("ETHBTC")
+    b = sim_candles.iloc[200].map(lambda x: round(x / 0.00001) * 0.00001)
+    second = b["high"] if b["close"] >= b["open"] else b["low"]  # up bar: open -> low -> high -> close
+    assert avg["mins"] == 5 and float(avg["price"]) == pytest.approx((second + b["close"]) / 2, abs=1e-8)
 
 
 def test_spread_is_configurable(sim_factory) -> None:
@@ -158,7 +163,7 @@ def test_bnb_burn_status_and_toggle(sim_client) -> None:
 
 
 def test_unknown_endpoint_is_a_4xx_with_code_and_msg(sim) -> None:
-    reply = requests.get(f"{sim.base_url}/api/v3/depth", params={"symbol": "ETHBTC"},
+    reply = requests.get(f"{sim.base_url}/api/v3/historicalTrades", params={"symbol": "ETHBTC"},
                          headers={"X-MBX-APIKEY": SIM_KEY}, timeout=5)
     assert reply.status_code == 404 and set(reply.json()) == {"code", "msg"}
 

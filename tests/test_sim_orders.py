@@ -77,7 +77,7 @@ def test_only_a_trade_through_fills_unless_fill_on_touch(flat) -> None:
     o = c.new_order("ETHBTC", "BUY", "LIMIT_MAKER", quantity="1", price="0.0499")  # exactly the low
     sim.advance(3)
     assert c.get_order("ETHBTC", orderId=o["orderId"])["status"] == "NEW"
-    sim2, c2 = flat(fill_on_touch=True)
+    sim2, c2 = flat(fill_on_touch=True, ideal_fills=True)  # a touch of a knot trades no volume: ideal rule
     o2 = c2.new_order("ETHBTC", "BUY", "LIMIT_MAKER", quantity="1", price="0.0499")
     sim2.advance(1)
     assert c2.get_order("ETHBTC", orderId=o2["orderId"])["status"] == "FILLED"
@@ -111,7 +111,7 @@ def test_cancel_after_partial_fill_releases_the_rest(flat) -> None:
 
 
 def test_market_orders_fill_at_the_touch_with_slippage(flat) -> None:
-    sim, c = flat(slippage_bps=10, taker_fee="0.001")
+    sim, c = flat(slippage_bps=10, taker_fee="0.001", ideal_fills=True)  # slippage_bps: the ideal-fill knob
     buy = c.new_order("ETHBTC", "BUY", "MARKET", quantity="0.3")
     (fill,) = buy["fills"]
     assert fill["price"] == "0.05007000"  # ask 0.05001 * 1.001, rounded up to the tick
@@ -222,3 +222,33 @@ def test_bad_side_symbol_and_missing_order_reference(flat) -> None:
     assert rejected(c.new_order, "ETHUSDT", "BUY", "MARKET", quantity="0.1")[0] == -1121
     assert rejected(c.get_order, "ETHBTC")[0] == -1102
     assert rejected(c.cancel_order, "ETHBTC")[0] == -1102
+
+
+def test_a_resting_order_fills_only_up_to_the_volume_traded_through_its_price(sim_factory) -> None:
+    """Issue 15: finite liquidity. Bar 1 (open 0.05, low 0.049, high 0.0502, close 0.0501, 30 ETH)
+    spends 0.3056 of its time below 0.0495 (ethbtc.fillmodel), so ~9.17 ETH trade through a bid
+    there: a 20 ETH bid fills that much; with ideal_fills it fills whole."""
+    rows = [(0.05, 0.0501, 0.0499, 0.05), (0.05, 0.0502, 0.049, 0.0501), (0.0501, 0.0502, 0.05, 0.0501)]
+    for ideal, status in ((False, "PARTIALLY_FILLED"), (True, "FILLED")):
+        sim = sim_factory(bars(rows, volume=[30, 30, 30]), start=1, balances={"BTC": "2"}, ideal_fills=ideal)
+        c = spot_client(sim)
+        o = c.new_order("ETHBTC", "BUY", "LIMIT_MAKER", quantity="20", price="0.0495")
+        sim.advance(1)
+        q = c.get_order("ETHBTC", orderId=o["orderId"])
+        assert q["status"] == status
+        if not ideal:
+            assert D("9.16") <= D(q["executedQty"]) <= D("9.17")
+
+
+def test_limit_orders_that_cross_walk_the_book_ioc_partial_fok_all_or_nothing(sim_factory) -> None:
+    """rest-api.md New order timeInForce: IOC fills what it can up to its price, FOK all or nothing."""
+    c = spot_client(sim_factory(balances={"BTC": "10"}))
+    asks = c.depth("ETHBTC", limit=5)["asks"]
+    top3 = sum(D(q) for _, q in asks[:3])
+    limit = asks[2][0]
+    qty = str((top3 + 1).quantize(D("0.0001")))
+    fok = c.new_order("ETHBTC", "BUY", "LIMIT", timeInForce="FOK", quantity=qty, price=limit)
+    assert (fok["status"], fok["executedQty"], fok["fills"]) == ("EXPIRED", "0.00000000", [])
+    ioc = c.new_order("ETHBTC", "BUY", "LIMIT", timeInForce="IOC", quantity=qty, price=limit)
+    assert ioc["status"] == "EXPIRED" and D(ioc["executedQty"]) == top3 and len(ioc["fills"]) == 3
+    assert [f["price"] for f in ioc["fills"]] == [p for p, _ in asks[:3]]

@@ -195,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("metrics and health on %s/metrics and %s/health", server.url, server.url)
         stack.callback(health.mark_stopped)
         market = connect(mode, url, args.symbol, interval, args)
+        health.use_clock(lambda: market.now_ms() / 1000.0)  # bar ages on the exchange's time line
         store = StateStore(state_path)
         saved = store.load()
         account: Any = market

@@ -4,6 +4,9 @@
 - One retry policy: exponential backoff with full jitter for 5xx, timeouts and connection
   errors; 429/418 honour ``Retry-After`` and set :attr:`Exchange.throttle_until` so the bar
   loop slows down; -1021 (timestamp outside recvWindow) resyncs the server-time offset.
+- Request weight: every reply's ``X-MBX-USED-WEIGHT-*`` header is read; past 80% of the limit
+  (exchangeInfo ``rateLimits``) requests wait for the weight window to reset, so a busy
+  executor slows down before Binance's 429, not after it.
 - Order placement is idempotent by client order id: when the outcome of a POST is unknown
   (timeout, dropped connection, 5xx) the order is looked up by its id -- after waiting out
   its recvWindow, past which the exchange must refuse the original -- and only re-sent with
@@ -53,6 +56,10 @@ FIX_2015 = ("check that BINANCE_KEY/BINANCE_SECRET belong to this endpoint (test
 def safe_text(exc: BaseException) -> str:
     """An exception's text with every query string (timestamps, signatures) removed."""
     return _QUERY.sub("?...", f"{type(exc).__name__}: {exc}")[:300]
+
+
+WEIGHT_PAUSE_SHARE = 0.8  # share of the request-weight limit after which requests wait for the next window
+INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 
 @dataclass
@@ -144,6 +151,7 @@ class Exchange:
         self.signed = bool(api_key and api_secret)
         self.used_weight = 0
         self.weight_limit = 6000
+        self.weight_window_s = 60.0  # REQUEST_WEIGHT interval (exchangeInfo rateLimits)
         self.throttle_until = 0.0  # monotonic time before which the bar loop should not poll
         # metrics hook: (path, seconds, None or error code such as '-2010', 'http_503', 'timeout')
         self.on_request: Callable[[str, float, str | None], None] | None = None
@@ -155,6 +163,7 @@ class Exchange:
         last = "no attempt"
         resyncs = 0
         for attempt in range(self.retry.attempts):
+            self._pace()
             t0 = time.monotonic()
             try:
                 reply = fn(*args, **kwargs)
@@ -208,17 +217,29 @@ class Exchange:
             value = max(self.retry.backoff(attempt), 1.0)
         return min(max(value, 0.05), 300.0)
 
+    def _pace(self) -> None:
+        """Past ``WEIGHT_PAUSE_SHARE`` of the request weight, wait for the weight window to reset
+        before sending anything: Binance answers 429 past the limit and bans (418) clients that go
+        on, so the executor slows down before the limit, not after."""
+        wait = self.throttle_until - time.monotonic()
+        if self.used_weight >= WEIGHT_PAUSE_SHARE * self.weight_limit and wait > 0:
+            self.retry.sleep(wait)
+            self.used_weight = 0  # a new window has begun
+
     def _note_usage(self, usage: dict[str, str]) -> None:
         for key, value in usage.items():
-            if key.lower().startswith("x-mbx-used-weight-1m"):
+            if key.lower().startswith("x-mbx-used-weight-"):
                 try:
                     self.used_weight = int(value)
                 except ValueError:
                     continue
-                if self.used_weight > 0.8 * self.weight_limit:
-                    self.throttle_until = max(self.throttle_until, time.monotonic() + 5.0)
-                    log.warning("request weight %d of %d per minute used; slowing down",
-                                self.used_weight, self.weight_limit)
+                if self.used_weight >= WEIGHT_PAUSE_SHARE * self.weight_limit:
+                    # the windows are fixed (a calendar minute on Binance): the weight resets at the next one
+                    now = time.time()
+                    until_reset = self.weight_window_s - now % self.weight_window_s + 0.2
+                    self.throttle_until = max(self.throttle_until, time.monotonic() + until_reset)
+                    log.warning("request weight %d of %d per %gs window used; pausing %.1fs until it resets",
+                                self.used_weight, self.weight_limit, self.weight_window_s, until_reset)
 
     def _client_error(self, endpoint: str, exc: ClientError) -> ExchangeError | AuthError:
         code, msg, status = exc.error_code, str(exc.error_message or ""), exc.status_code
@@ -264,8 +285,9 @@ class Exchange:
         if self._filters is None or refresh:
             info = self.call("GET /api/v3/exchangeInfo", self.client.exchange_info, symbol=self.symbol)
             for lim in info.get("rateLimits", []):
-                if lim.get("rateLimitType") == "REQUEST_WEIGHT" and lim.get("interval") == "MINUTE":
-                    self.weight_limit = int(lim.get("limit", 6000)) * int(lim.get("intervalNum", 1))
+                if lim.get("rateLimitType") == "REQUEST_WEIGHT" and lim.get("interval") in INTERVAL_SECONDS:
+                    self.weight_limit = int(lim.get("limit", 6000))
+                    self.weight_window_s = INTERVAL_SECONDS[lim["interval"]] * int(lim.get("intervalNum", 1))
             self._filters = SymbolFilters.from_exchange_info(info, self.symbol)
         return self._filters
 

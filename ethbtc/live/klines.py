@@ -74,7 +74,14 @@ class KlineFeed:
         return got
 
     def refresh(self) -> pd.DataFrame:
-        """Fetch what is new and return the closed bars (at most ``history``, oldest first)."""
+        """Fetch what is new and return the closed bars (at most ``history``, oldest first).
+
+        Which bars are closed is judged on the exchange's clock, measured afresh first (GET
+        /api/v3/time, weight 1) when the source can: a drifting local clock, or a paper exchange
+        replaying faster than real time, is followed instead of trusted."""
+        sync = getattr(self.source, "sync_time", None)
+        if callable(sync):
+            sync()
         last = int(self.open_ms[-1]) if len(self.open_ms) else None
         rows = self._fetch_newer(last)
         if last is None and rows and len(rows) < self.history:

@@ -193,9 +193,12 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
 
 
 def sim_fill_options(cfg: Config) -> dict[str, Any]:
-    """Paper-exchange settings that the config's intrabar fill model describes (SPEC R22 v3)."""
+    """Paper-exchange settings that the config's intrabar fill model describes (SPEC R22 v3).
+
+    ``ideal_fills``: the backtest kernel's taker fallback fills at the path price +- slippage, not
+    by walking the simulator's finite depth book (issue 15), so parity runs use the flat book."""
     return {"slippage_bps": cfg.fees.slippage_bps, "spread_bps": cfg.execution.spread_bps,
-            "fill_on_touch": cfg.execution.fill_on_touch}
+            "fill_on_touch": cfg.execution.fill_on_touch, "ideal_fills": True}
 
 
 def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: SymbolRules | None = None,

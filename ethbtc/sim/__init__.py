@@ -1,10 +1,12 @@
 """Paper exchange: a local Binance Spot REST simulator replaying historical candles.
 
 ``binance-connector`` pointed at ``base_url`` cannot tell it from Binance for the subset the
-bot uses. Modules: ``market`` (replay clock, intrabar path, book, klines), ``engine``
+bot uses (``tests/test_sim_conformance.py`` checks it through ccxt against Binance's docs).
+Modules: ``market`` (replay clock, one time line, synthetic book, klines, trade tape; the intrabar
+path and resting-order rule are :mod:`ethbtc.fillmodel`, shared with the backtest kernel), ``engine``
 (orders, balances, fills, ledger), ``fees``, ``rules`` (filters, exchangeInfo), ``rest``
-(endpoint shapes), ``auth`` (signature/recvWindow), ``faults``, ``server`` (HTTP + /sim
-control), ``build`` (options), ``__main__`` (CLI).
+(endpoint shapes), ``auth`` (signature/recvWindow), ``limits`` (request weight, order counts),
+``faults``, ``server`` (HTTP + /sim control), ``build`` (options), ``__main__`` (CLI).
 
     with serve_sim(candles_df, balances={"BTC": "1"}, api_key="k", api_secret="s") as sim:
         client = Spot(api_key="k", api_secret="s", base_url=sim.base_url)

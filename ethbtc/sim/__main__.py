@@ -25,6 +25,8 @@ from ..errors import UserError
 from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine
 from .faults import FaultConfig
+from .limits import LimitConfig
+from .market import BookModel
 from .rules import SymbolRules
 from .server import SimServer
 
@@ -71,14 +73,28 @@ def build_parser() -> ArgumentParser:
     clock.add_argument("--realtime", action="store_true", help="replay one bar per bar interval")
     clock.add_argument("--manual", action="store_true", help="market moves only on POST /sim/advance")
     p.add_argument("--start", help="start at this UTC time or bar index (default: bar min(1000, bars/2))")
+    p.add_argument("--time-origin", choices=("auto", "now", "data"), default="auto",
+                   help="now: re-stamp the history so the start bar is the current wall-clock bar (with "
+                        "--realtime every time shown is the wall clock, as on Binance); data: keep the "
+                        "file's times; auto (default): now, except data with --manual")
     p.add_argument("--maker-fee", type=_decimal, default=Decimal("0.001"))
     p.add_argument("--taker-fee", type=_decimal, default=Decimal("0.001"))
     p.add_argument("--pay-fees-in-bnb", action="store_true", help="charge fees in BNB at a discount while BNB lasts")
     p.add_argument("--bnb-discount", type=_decimal, default=Decimal("0.25"))
     p.add_argument("--bnb-data", help="BNBBTC candle file for BNB fee prices")
     p.add_argument("--bnb-btc-price", type=_decimal, help="fixed BNBBTC price instead of --bnb-data")
+    p.add_argument("--ideal-fills", action="store_true",
+                   help="the earlier, kinder fills: MARKET whole at the touch (+ --slippage-bps), resting orders "
+                        "whole at the first trade-through; default: a book with finite depth")
+    p.add_argument("--book-top-share", type=number(float, 0, above=True), default=BookModel.top_share,
+                   help="quantity at the touch as a share of the last complete bar's volume (0.02)")
+    p.add_argument("--book-growth", type=number(float, 0), default=BookModel.growth,
+                   help="level k of the book holds (1 + growth*k) times the touch (0.5)")
+    p.add_argument("--book-levels", type=number(int, 1, 5000), default=BookModel.levels,
+                   help="price levels per side (100)")
     p.add_argument("--spread-bps", type=number(float, 0), default=0.0, help="bid/ask spread (0: one tick)")
-    p.add_argument("--slippage-bps", type=number(float, 0), default=0.0, help="MARKET fills this far beyond the touch")
+    p.add_argument("--slippage-bps", type=number(float, 0), default=0.0,
+                   help="with --ideal-fills: MARKET fills this far beyond the touch")
     p.add_argument("--partial-fill", type=_share, default=1.0,
                    help="share of a resting order that can fill per bar (1: all at once)")
     p.add_argument("--fill-on-touch", action="store_true", help="fill resting orders when touched, not only traded through")
@@ -87,6 +103,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--min-qty", type=_decimal, default=SymbolRules.min_qty)
     p.add_argument("--min-notional", type=_decimal, default=SymbolRules.min_notional)
     p.add_argument("--max-num-orders", type=int, default=SymbolRules.max_num_orders)
+    lim = p.add_argument_group("rate limits (rest-api.md LIMITS; per client IP, windows on the exchange clock)")
+    lim.add_argument("--weight-limit", type=number(int, 0), default=LimitConfig.weight_limit,
+                     help="request weight per minute before 429 -1003 (6000; 0: no limits)")
+    lim.add_argument("--orders-per-10s", type=number(int, 1), default=LimitConfig.orders_10s,
+                     help="new orders per 10 s before 429 -1015 (100)")
+    lim.add_argument("--ban-after", type=number(int, 0), default=LimitConfig.ban_after,
+                     help="requests sent inside a 429's Retry-After before the 418 ban (5)")
+    lim.add_argument("--ban-seconds", type=number(int, 1), default=LimitConfig.ban_seconds,
+                     help="length of a 418 ban in seconds (120)")
     p.add_argument("--api-key", default=os.environ.get("SIM_API_KEY", DEFAULT_API_KEY))
     p.add_argument("--api-secret", default=os.environ.get("SIM_API_SECRET", DEFAULT_API_SECRET))
     f = p.add_argument_group("fault injection (shares are probabilities per request)")
@@ -121,11 +146,14 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
     return SimConfig(
         balances={rules.quote: a.btc, rules.base: a.eth, "BNB": a.bnb},
         api_key=a.api_key, api_secret=a.api_secret, rules=rules, clock=mode, speed=a.speed,
-        start=start, maker_fee=a.maker_fee, taker_fee=a.taker_fee, pay_fees_in_bnb=a.pay_fees_in_bnb,
+        start=start, time_origin=a.time_origin, maker_fee=a.maker_fee, taker_fee=a.taker_fee, pay_fees_in_bnb=a.pay_fees_in_bnb,
         bnb_discount=a.bnb_discount, bnb_btc_price=a.bnb_btc_price,
         bnb_candles=load_candles(a.bnb_data) if a.bnb_data else None,
         spread_bps=a.spread_bps, slippage_bps=a.slippage_bps, partial_fill=a.partial_fill,
-        fill_on_touch=a.fill_on_touch, faults=faults)
+        fill_on_touch=a.fill_on_touch, faults=faults, ideal_fills=a.ideal_fills,
+        book=BookModel(top_share=a.book_top_share, growth=a.book_growth, levels=a.book_levels),
+        limits=LimitConfig(weight_limit=a.weight_limit, orders_10s=a.orders_per_10s, ban_after=a.ban_after,
+                           ban_seconds=a.ban_seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     try:
         engine = build_engine(candles, cfg)
-        server = SimServer(engine, api_key=cfg.api_key, api_secret=cfg.api_secret, faults=cfg.faults,
+        server = SimServer(engine, api_key=cfg.api_key, api_secret=cfg.api_secret, faults=cfg.faults, limits=cfg.limits,
                            host=args.host, port=args.port)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -153,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"paper exchange listening on {server.base_url}", flush=True)
     print(f"  {cfg.rules.symbol} {candles.interval_minutes}m, {len(candles.df)} bars "
           f"{candles.df.index[0]:%Y-%m-%d %H:%M} .. {candles.df.index[-1]:%Y-%m-%d %H:%M} UTC; "
-          f"market starts at bar {state['barIndex']} "
-          f"({pd.Timestamp(state['barOpenTime'], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}); clock {clock[cfg.clock]}", flush=True)
+          f"market starts at bar {state['barIndex']} ({state['dataTimeIso'][:16]} in the file, shown as "
+          f"{pd.Timestamp(state['barOpenTime'], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}); clock {clock[cfg.clock]}",
+          flush=True)
     print(f"  api key {cfg.api_key!r}; control: {server.base_url}/sim/state  (Ctrl-C stops)", flush=True)
     try:
         while not stop.wait(0.5):

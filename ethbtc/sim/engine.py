@@ -5,12 +5,19 @@ change is exact: a buy pays ``ceil8(price * executed)`` quote in total, a sell r
 ``floor8(price * executed)`` (each fill takes the difference of those cumulative amounts), and
 commissions are rounded half-up to 8 decimals (see :mod:`ethbtc.sim.fees`).
 
-Orders: MARKET fills at once at the touch (best ask for a buy, best bid for a sell) moved by
-``slippage_bps`` against the taker. LIMIT_MAKER is rejected when it would cross the book, else
-it rests with its funds locked and fills, as maker at its own price, when the replayed price
-trades through it (``fill_on_touch`` also fills when the price only touches it). With
-``partial_fill`` < 1 an order fills at most that share of its quantity per bar. LIMIT (GTC,
-IOC, FOK) takes at the touch when it crosses, else rests (GTC) or expires.
+Orders: MARKET walks the synthetic book (:class:`~ethbtc.sim.market.BookModel`) level by level,
+one fill per level (several fills in a FULL reply, a volume-weighted average worse than the
+touch for an order larger than the touch); what the book cannot fill expires. LIMIT_MAKER is
+rejected when it would cross the book, else it rests with its funds locked and fills, as maker
+at its own price, up to the volume the replayed path trades through its price
+(:func:`ethbtc.fillmodel.resting_fill`; ``fill_on_touch`` counts trading at the price too).
+With ``partial_fill`` < 1 an order fills at most that share of its quantity per bar. LIMIT (GTC,
+IOC, FOK) takes from the book up to its price when it crosses (FOK: all or nothing), then rests
+(GTC) or expires.
+
+``ideal_fills`` restores the earlier, kinder exchange: MARKET and crossing LIMIT orders fill
+whole at the touch (moved by ``slippage_bps`` against the taker) and a resting order fills whole
+the first time the price trades through it.
 
 Callers hold :attr:`Engine.lock` around a sequence of calls that must be atomic; every public
 method takes it too (it is re-entrant) and first brings the book up to the market clock.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -52,6 +60,8 @@ class Order:
     lock_asset: str | None = None
     locked: Decimal = ZERO
     bar_fill: tuple[int, Decimal] = (-1, ZERO)
+    through: Decimal = ZERO  # volume traded through the price while resting (fill cap)
+    maker_qty: Decimal = ZERO
     fills: list[Fill] = field(default_factory=list)
 
     @property
@@ -94,7 +104,8 @@ def quote_amount(price: Decimal, qty: Decimal, buyer: bool) -> Decimal:
 class Engine:
     def __init__(self, market: Market, rules: SymbolRules, fees: FeeSchedule,
                  balances: Mapping[str, object], *, slippage_bps: float = 0.0, partial_fill: float = 1.0,
-                 fill_on_touch: bool = False, bnb_price: Callable[[int], Decimal | None] | None = None) -> None:
+                 fill_on_touch: bool = False, bnb_price: Callable[[int], Decimal | None] | None = None,
+                 ideal_fills: bool = False) -> None:
         if not 0 < partial_fill <= 1:
             raise ValueError("partial_fill must be in (0, 1]")
         self.market = market
@@ -103,6 +114,9 @@ class Engine:
         self.slippage = Decimal(str(slippage_bps)) / Decimal(10000)
         self.partial_fill = partial_fill
         self.fill_on_touch = fill_on_touch
+        self.ideal = ideal_fills
+        self._taken: dict[tuple[bool, Decimal], Decimal] = {}  # (bid side?, price) -> qty taken this bar
+        self._taken_bar = -1
         self.bnb_price = bnb_price or (lambda _ms: None)
         self.lock = threading.RLock()
         assets = [rules.base, rules.quote, fees.bnb_asset, *balances]
@@ -118,12 +132,29 @@ class Engine:
         self.by_client_id: dict[str, int] = {}
         self.fills: list[Fill] = []
         self.pos = market.clock.pos()
+        self.time_origin = "data"  # "now" when the history was re-stamped onto the wall clock (build)
+        # free-running exchange clock (origin now, realtime/speed): (wall ms at start, exchange ms per
+        # wall ms); None: the exchange clock is the market clock (manual replay, origin data)
+        self.free_clock: tuple[int, float] | None = None
         self._next_order_id = 1
         self._next_trade_id = 1
 
     # -- clock -----------------------------------------------------------------------------
     def market_time(self) -> int:
         return self.market.time_ms(self.pos)
+
+    @property
+    def wall_clock(self) -> bool:
+        """True when the exchange clock is the wall clock (real-time replay, origin now)."""
+        return self.free_clock is not None and self.free_clock[1] == 1.0
+
+    def exchange_ms(self) -> int:
+        """The exchange clock: serverTime and every order/trade time. Free-running, it goes on
+        while the market is frozen or over (a stalled feed); otherwise it is the market time."""
+        if self.free_clock is not None:
+            wall0, rate = self.free_clock
+            return wall0 + int((time.time() * 1000 - wall0) * rate)
+        return self.market_time()
 
     def advance(self, bars: float) -> None:
         with self.lock:
@@ -145,8 +176,10 @@ class Engine:
                 f0, f1 = fillmodel.bar_fraction(start, j), fillmodel.bar_fraction(target, j)
                 events = []
                 for order in self.open.values():
-                    f = series.first_cross(j, f0, f1, float(order.price), order.side == "BUY", self.fill_on_touch)
-                    if f is not None:
+                    f, volume = series.resting_fill(j, f0, f1, float(order.price), order.side == "BUY",
+                                                    self.fill_on_touch)
+                    order.through += dec(volume)
+                    if f >= 0:
                         events.append((f, order.order_id))
                 for f, order_id in sorted(events):
                     self._fill_resting(self.open[order_id], j, int(series.open_ms[j]) + int(f * series.interval_ms))
@@ -159,10 +192,52 @@ class Engine:
             cap = max(floor_to(order.orig_qty * Decimal(str(self.partial_fill)), self.rules.step_size),
                       self.rules.step_size)
         qty = min(cap - done, order.remaining)
+        if not self.ideal:  # no more than the volume that traded through the order's price
+            qty = min(qty, floor_to(order.through, self.rules.step_size) - order.maker_qty)
         if qty <= 0:
             return
         order.bar_fill = (bar, done + qty)
+        order.maker_qty += qty
         self._fill(order, qty, order.price, is_maker=True, time_ms=time_ms)
+
+    # -- the book ----------------------------------------------------------------------------
+    def book(self, bids: bool) -> list[tuple[Decimal, Decimal]]:
+        """One side of the book now, best first, less what takers removed this bar."""
+        bar = self.market.locate(self.pos)[0]
+        if bar != self._taken_bar:
+            self._taken, self._taken_bar = {}, bar
+        out = []
+        for price, qty in self.market.levels(self.pos, bids, self.ideal):
+            left = qty - self._taken.get((bids, price), ZERO)
+            if left > 0:
+                out.append((price, left))
+        return out
+
+    def _walk(self, buyer: bool, qty: Decimal | None, quote: Decimal | None,
+              limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+        """(price, qty) a taker gets from the book for ``qty`` (or ``quote`` to spend), up to ``limit``."""
+        step = self.rules.step_size
+        out: list[tuple[Decimal, Decimal]] = []
+        for price, avail in self.book(bids=not buyer):
+            if limit is not None and (price > limit if buyer else price < limit):
+                break
+            if qty is not None:
+                take = min(avail, qty - sum((q for _, q in out), ZERO))
+            else:
+                assert quote is not None
+                spent = sum((quote_amount(p, q, True) for p, q in out), ZERO)
+                take = min(avail, floor_to((quote - spent) / price, step))
+            if take <= 0:
+                break
+            out.append((price, take))
+        return out
+
+    def _take(self, order: Order, pieces: list[tuple[Decimal, Decimal]]) -> None:
+        buyer = order.side == "BUY"
+        for price, qty in pieces:
+            key = (not buyer, price)
+            self._taken[key] = self._taken.get(key, ZERO) + qty
+            self._fill(order, qty, price, is_maker=False, time_ms=order.time)
 
     # -- orders ----------------------------------------------------------------------------
     def place(self, *, side: str, order_type: str, quantity: Decimal | None = None, quote_qty: Decimal | None = None,
@@ -177,25 +252,58 @@ class Engine:
                     raise apierrors.rejected(apierrors.DUPLICATE_ORDER)
             buyer = side == "BUY"
             bid, ask = self.market.bid_ask(self.pos)
+            if order_type == "MARKET" and not self.ideal:
+                pieces = self._walk(buyer, quantity, quote_qty if quantity is None else None, None)
+                qty = quantity if quantity is not None else sum((q for _, q in pieces), ZERO)
+                r.check(price=None, qty=qty, notional_price=self.market.avg_price(self.pos, r.avg_price_mins),
+                        market=True, open_orders=len(self.open), side=side)
+                self._require(r.quote if buyer else r.base,
+                              sum((quote_amount(p, q, True) for p, q in pieces), ZERO) if buyer
+                              else sum((q for _, q in pieces), ZERO))
+                order = self._new_order(side, order_type, None, ZERO, qty, quote_qty, client_order_id)
+                self._take(order, pieces)
+                if order.remaining > 0:  # the book ran out: the rest expires (Binance: EXPIRED)
+                    self._close(order, "EXPIRED", order.time)
+                return order
             if order_type == "MARKET":
                 tick = float(r.tick_size)  # the shared MARKET rule (ethbtc.fillmodel, SPEC R22 v3)
                 fill_price = r.tick_size * int(fillmodel.market_ticks(
                     float(bid / r.tick_size), float(ask / r.tick_size), buyer, float(self.slippage), tick))
                 qty = quantity if quantity is not None else floor_to(quote_qty / fill_price, r.step_size)
-                r.check(price=None, qty=qty, notional_price=fill_price, market=True, open_orders=len(self.open))
+                # filters.md NOTIONAL: a MARKET order's notional uses the avgPriceMins average price
+                r.check(price=None, qty=qty, notional_price=self.market.avg_price(self.pos, r.avg_price_mins),
+                        market=True, open_orders=len(self.open), side=side)
                 self._require(r.quote if buyer else r.base,
                               quote_amount(fill_price, qty, True) if buyer else qty)
                 order = self._new_order(side, order_type, None, fill_price, qty, quote_qty, client_order_id)
                 self._fill(order, qty, fill_price, is_maker=False, time_ms=order.time)
                 return order
             assert price is not None and quantity is not None
-            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open))
+            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open),
+                    side=side, avg_price=self.market.avg_price(self.pos, r.percent_price_mins))
             lock_asset, lock_amount = (r.quote, quote_amount(price, quantity, True)) if buyer else (r.base, quantity)
             self._require(lock_asset, lock_amount)
             crosses = price >= ask if buyer else price <= bid
             if order_type == "LIMIT_MAKER" and crosses:
                 raise apierrors.rejected(apierrors.WOULD_TAKE)
-            order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)
+            if order_type == "LIMIT" and crosses and not self.ideal:
+                pieces = self._walk(buyer, quantity, None, price)
+                got = sum((q for _, q in pieces), ZERO)
+                if time_in_force == "FOK" and got < quantity:
+                    pieces = []  # fill or kill: all of it, or nothing
+                order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)
+                self._take(order, pieces)
+                if order.remaining <= 0:
+                    return order
+                if time_in_force in ("IOC", "FOK"):
+                    self._close(order, "EXPIRED", order.time)
+                    return order
+                lock_amount = quote_amount(price, order.remaining, True) if buyer else order.remaining
+                # per-level rounding of the taken part may have cost a few 1e-8 more than the limit price
+                lock_amount = min(lock_amount, self.free[lock_asset])
+                crosses = False
+            else:
+                order = self._new_order(side, order_type, time_in_force, price, quantity, None, client_order_id)
             if order_type == "LIMIT" and crosses:
                 touch = min(price, ask) if buyer else max(price, bid)
                 self._fill(order, quantity, touch, is_maker=False, time_ms=order.time)
@@ -209,6 +317,22 @@ class Engine:
             self.open[order.order_id] = order
             return order
 
+    def validate(self, *, side: str, order_type: str, quantity: Decimal | None = None,
+                 quote_qty: Decimal | None = None, price: Decimal | None = None) -> None:
+        """The symbol filters a new order must pass, without placing it (POST /api/v3/order/test)."""
+        with self.lock:
+            self.sync()
+            r = self.rules
+            if order_type == "MARKET":
+                _, ask = self.market.bid_ask(self.pos)
+                qty = quantity if quantity is not None else floor_to(quote_qty / ask, r.step_size)
+                r.check(price=None, qty=qty, notional_price=self.market.avg_price(self.pos, r.avg_price_mins),
+                        market=True, open_orders=len(self.open), side=side)
+                return
+            assert price is not None and quantity is not None
+            r.check(price=price, qty=quantity, notional_price=price, market=False, open_orders=len(self.open),
+                    side=side, avg_price=self.market.avg_price(self.pos, r.percent_price_mins))
+
     def _require(self, asset: str, amount: Decimal) -> None:
         if self.free.get(asset, ZERO) < amount:
             raise apierrors.rejected(apierrors.INSUFFICIENT_BALANCE)
@@ -217,7 +341,7 @@ class Engine:
                    quote_qty: Decimal | None, client_order_id: str | None) -> Order:
         oid = self._next_order_id
         self._next_order_id += 1
-        now = self.market_time()
+        now = self.exchange_ms()
         order = Order(order_id=oid, client_order_id=client_order_id or f"sim-{oid}", symbol=self.rules.symbol,
                       side=side, type=order_type, time_in_force=tif, price=ZERO if order_type == "MARKET" else price,
                       orig_qty=qty, orig_quote_qty=quote_qty or ZERO, time=now, update_time=now)
@@ -229,7 +353,9 @@ class Engine:
         r = self.rules
         buyer = order.side == "BUY"
         new_exec = order.executed_qty + qty
-        quote_qty = quote_amount(price, new_exec, buyer) - quote_amount(price, order.executed_qty, buyer)
+        # exact per price: the fills at one price pay ceil8/floor8 of their cumulative amount
+        before = sum((f.qty for f in order.fills if f.price == price), ZERO)
+        quote_qty = quote_amount(price, before + qty, buyer) - quote_amount(price, before, buyer)
         pay_asset, pay, get_asset, get = (r.quote, quote_qty, r.base, qty) if buyer else (r.base, qty, r.quote, quote_qty)
         from_locked = min(pay, order.locked) if order.lock_asset == pay_asset else ZERO
         order.locked -= from_locked
@@ -279,7 +405,7 @@ class Engine:
             order = self.find(order_id, client_order_id)
             if order is None or not order.is_open:
                 raise apierrors.unknown_order_cancel()
-            self._close(order, "CANCELED", self.market_time())
+            self._close(order, "CANCELED", self.exchange_ms())
             return order
 
     def cancel_all(self) -> list[Order]:
@@ -289,7 +415,7 @@ class Engine:
                 raise apierrors.unknown_order_cancel()
             orders = list(self.open.values())
             for order in orders:
-                self._close(order, "CANCELED", self.market_time())
+                self._close(order, "CANCELED", self.exchange_ms())
             return orders
 
     def open_orders(self) -> list[Order]:

@@ -10,24 +10,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ..timeframes import binance_interval
 from . import apierrors
 from .apierrors import ApiError
 from .engine import Engine, Order
-from .rules import fmt
+from .limits import LimitConfig, rate_limits
+from .rules import SIMULATED_ORDER_TYPES, fmt
 
 DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
-RATE_LIMITS = [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-]
 
 Params = dict[str, str]
 
@@ -109,6 +104,7 @@ class RestApi:
 
     engine: Engine
     server_ms: Callable[[], int]
+    limits: LimitConfig = field(default_factory=LimitConfig)
 
     # -- helpers
     def _symbol(self, params: Params, required: bool = True) -> str | None:
@@ -148,7 +144,7 @@ class RestApi:
         symbols = _symbols_param(params)
         if symbols is not None and any(s != self.engine.rules.symbol for s in symbols):
             raise apierrors.invalid_symbol()
-        return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": RATE_LIMITS,
+        return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": rate_limits(self.limits),
                 "exchangeFilters": [], "symbols": [self.engine.rules.symbol_info()]}
 
     def klines(self, params: Params) -> object:
@@ -167,10 +163,70 @@ class RestApi:
         def row() -> dict[str, object]:
             with self.engine.lock:
                 self.engine.sync()
-                bid, ask = self.engine.market.bid_ask(self.engine.pos)
-            qty = fmt(self.engine.market.book_qty)
-            return {"symbol": self.engine.rules.symbol, "bidPrice": fmt(bid), "bidQty": qty,
-                    "askPrice": fmt(ask), "askQty": qty}
+                (bid, bid_qty), (ask, ask_qty) = self.engine.book(bids=True)[0], self.engine.book(bids=False)[0]
+            return {"symbol": self.engine.rules.symbol, "bidPrice": fmt(bid), "bidQty": fmt(bid_qty),
+                    "askPrice": fmt(ask), "askQty": fmt(ask_qty)}
+        return self._per_symbol(params, row)
+
+    def depth(self, params: Params) -> object:
+        """GET /api/v3/depth: the synthetic book (market.BookModel), less what takers took this bar."""
+        self._symbol(params)
+        limit = _limit(params, default=100, maximum=5000)
+        e = self.engine
+        with e.lock:
+            e.sync()
+            bids, asks = e.book(bids=True)[:limit], e.book(bids=False)[:limit]
+            update_id = int(e.pos * 1000) + len(e.fills)
+        return {"lastUpdateId": update_id, "bids": [[fmt(p), fmt(q)] for p, q in bids],
+                "asks": [[fmt(p), fmt(q)] for p, q in asks]}
+
+    def _tape(self, params: Params) -> list[tuple[int, Decimal, Decimal, int, bool]]:
+        self._symbol(params)
+        limit = _limit(params, default=500, maximum=1000)
+        e = self.engine
+        with e.lock:
+            e.sync()
+            return e.market.tape(e.pos, _int(params, "fromId"), _int(params, "startTime"), _int(params, "endTime"),
+                                 limit)
+
+    def trades(self, params: Params) -> object:
+        """GET /api/v3/trades: the recent public trades (synthetic tape, see market.Market.tape)."""
+        params = {k: v for k, v in params.items() if k in ("symbol", "limit")}
+        return [{"id": t, "price": fmt(p), "qty": fmt(q), "quoteQty": fmt((p * q).quantize(Decimal("1e-8"))),
+                 "time": ms, "isBuyerMaker": m, "isBestMatch": True} for t, p, q, ms, m in self._tape(params)]
+
+    def agg_trades(self, params: Params) -> object:
+        """GET /api/v3/aggTrades: the same tape, one trade per aggregate."""
+        return [{"a": t, "p": fmt(p), "q": fmt(q), "f": t, "l": t, "T": ms, "m": m, "M": True}
+                for t, p, q, ms, m in self._tape(params)]
+
+    def ticker_24hr(self, params: Params) -> object:
+        """GET /api/v3/ticker/24hr (FULL): the last 24 hours of replayed klines up to now."""
+        def row() -> dict[str, object]:
+            e = self.engine
+            with e.lock:
+                e.sync()
+                now = e.market_time()
+                rows = e.market.klines(e.pos, now - 86_400_000 + 1, None, 1000)
+                (bid, bid_qty), (ask, ask_qty) = e.book(bids=True)[0], e.book(bids=False)[0]
+                last = e.market.last_price(e.pos)
+                tape = e.market.tape(e.pos, None, None, None, 1)
+            o = Decimal(str(rows[0][1]))
+            vol = sum((Decimal(str(r[5])) for r in rows), Decimal(0))
+            quote = sum((Decimal(str(r[7])) for r in rows), Decimal(0))
+            count = sum(int(r[8]) for r in rows)
+            first_id = (int(rows[0][0]) - int(e.market.series.open_ms[0])) // e.market.series.interval_ms \
+                * e.market.TRADES_PER_BAR
+            last_id = tape[-1][0] if tape else first_id
+            return {"symbol": e.rules.symbol, "priceChange": fmt(last - o),
+                    "priceChangePercent": f"{(last - o) / o * 100:.3f}" if o else "0.000",
+                    "weightedAvgPrice": fmt(quote / vol if vol else last), "prevClosePrice": fmt(o),
+                    "lastPrice": fmt(last), "lastQty": fmt(tape[-1][2] if tape else Decimal(0)),
+                    "bidPrice": fmt(bid), "bidQty": fmt(bid_qty), "askPrice": fmt(ask), "askQty": fmt(ask_qty),
+                    "openPrice": fmt(o), "highPrice": fmt(max(Decimal(str(r[2])) for r in rows)),
+                    "lowPrice": fmt(min(Decimal(str(r[3])) for r in rows)), "volume": fmt(vol),
+                    "quoteVolume": fmt(quote), "openTime": int(rows[0][0]), "closeTime": now,
+                    "firstId": first_id, "lastId": last_id, "count": count or max(last_id - first_id + 1, 0)}
         return self._per_symbol(params, row)
 
     def ticker_price(self, params: Params) -> object:
@@ -183,10 +239,12 @@ class RestApi:
 
     def avg_price(self, params: Params) -> object:
         self._symbol(params)
-        with self.engine.lock:
-            self.engine.sync()
-            price, ms = self.engine.market.last_price(self.engine.pos), self.engine.market_time()
-        return {"mins": self.engine.rules.avg_price_mins, "price": fmt(price), "closeTime": ms}
+        e = self.engine
+        with e.lock:
+            e.sync()
+            price = e.market.avg_price(e.pos, e.rules.percent_price_mins)
+            last_trade = e.market_time()
+        return {"mins": e.rules.percent_price_mins, "price": fmt(price), "closeTime": last_trade}
 
     # -- account and orders (signed)
     def account(self, params: Params) -> object:
@@ -196,13 +254,13 @@ class RestApi:
             body: dict[str, object] = dict(e.fees.account_rates())
             body.update({"canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
                          "requireSelfTradePrevention": False, "preventSor": False,
-                         "updateTime": e.market_time(), "accountType": "SPOT",
+                         "updateTime": e.exchange_ms(), "accountType": "SPOT",
                          "balances": [{"asset": a, "free": fmt(f), "locked": fmt(lk)}
                                       for a, (f, lk) in balances.items()],
                          "permissions": ["SPOT"], "uid": 1})
             return body
 
-    def new_order(self, params: Params) -> object:
+    def new_order(self, params: Params, test: bool = False) -> object:
         self._symbol(params)
         side = params.get("side") or ""
         if not side:
@@ -212,11 +270,30 @@ class RestApi:
         otype = params.get("type") or ""
         if not otype:
             raise apierrors.mandatory("type")
-        if otype not in ORDER_TYPES:
+        if otype not in SIMULATED_ORDER_TYPES:  # listed STOP_LOSS/TAKE_PROFIT types too: not simulated
             raise ApiError(-1116, "Invalid orderType.")
         client_id = params.get("newClientOrderId") or None
         if client_id is not None and not CLIENT_ID_RE.match(client_id):
             raise apierrors.illegal("newClientOrderId", r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+        qty, quote_qty, price, tif, resp_type = self._order_params(params, otype)
+        if test:
+            self.engine.validate(side=side, order_type=otype, quantity=qty, quote_qty=quote_qty, price=price)
+            if params.get("computeCommissionRates") == "true":
+                return self._commission_rates()
+            return {}
+        order = self.engine.place(side=side, order_type=otype, quantity=qty, quote_qty=quote_qty, price=price,
+                                  time_in_force=tif, client_order_id=client_id)
+        if resp_type == "ACK":
+            return {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+                    "clientOrderId": order.client_order_id, "transactTime": order.time}
+        body = order_result(order)
+        if resp_type == "FULL":
+            body["fills"] = [{"price": fmt(f.price), "qty": fmt(f.qty), "commission": fmt(f.commission),
+                              "commissionAsset": f.commission_asset, "tradeId": f.trade_id} for f in order.fills]
+        return body
+
+    def _order_params(self, params: Params, otype: str) -> tuple[Decimal | None, Decimal | None, Decimal | None,
+                                                                   str | None, str]:
         resp_type = params.get("newOrderRespType") or ("FULL" if otype in ("MARKET", "LIMIT") else "ACK")
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise ApiError(-1100, "Illegal characters found in parameter 'newOrderRespType'; legal range is "
@@ -244,16 +321,37 @@ class RestApi:
             for name, value in (("price", price), ("quantity", qty)):
                 if value is None:
                     raise apierrors.mandatory(name)
-        order = self.engine.place(side=side, order_type=otype, quantity=qty, quote_qty=quote_qty, price=price,
-                                  time_in_force=tif, client_order_id=client_id)
-        if resp_type == "ACK":
-            return {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
-                    "clientOrderId": order.client_order_id, "transactTime": order.time}
-        body = order_result(order)
-        if resp_type == "FULL":
-            body["fills"] = [{"price": fmt(f.price), "qty": fmt(f.qty), "commission": fmt(f.commission),
-                              "commissionAsset": f.commission_asset, "tradeId": f.trade_id} for f in order.fills]
-        return body
+        return qty, quote_qty, price, tif, resp_type
+
+    def test_order(self, params: Params) -> object:
+        """POST /api/v3/order/test: validated like a new order, never placed."""
+        return self.new_order(params, test=True)
+
+    def _commission_rates(self) -> dict[str, object]:
+        f = self.engine.fees
+        rates = {"maker": fmt(f.maker), "taker": fmt(f.taker), "buyer": fmt(Decimal(0)), "seller": fmt(Decimal(0))}
+        return {"standardCommissionForOrder": {"maker": rates["maker"], "taker": rates["taker"]},
+                "taxCommissionForOrder": {"maker": fmt(Decimal(0)), "taker": fmt(Decimal(0))},
+                "discount": {"enabledForAccount": f.pay_in_bnb, "enabledForSymbol": True,
+                             "discountAsset": f.bnb_asset, "discount": fmt(1 - f.bnb_discount)}}
+
+    def commission(self, params: Params) -> object:
+        """GET /api/v3/account/commission."""
+        self._symbol(params)
+        f = self.engine.fees
+        zero = fmt(Decimal(0))
+        return {"symbol": self.engine.rules.symbol,
+                "standardCommission": {"maker": fmt(f.maker), "taker": fmt(f.taker), "buyer": zero, "seller": zero},
+                "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+                "discount": {"enabledForAccount": f.pay_in_bnb, "enabledForSymbol": True,
+                             "discountAsset": f.bnb_asset, "discount": fmt(1 - f.bnb_discount)}}
+
+    def rate_limit_order(self, params: Params, count_10s: int, count_1d: int, limits: Any) -> object:
+        """GET /api/v3/rateLimit/order: the ORDERS limits with this client's current counts."""
+        return [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": limits.orders_10s,
+                 "count": count_10s},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": limits.orders_1d,
+                 "count": count_1d}]
 
     def get_order(self, params: Params) -> object:
         self._symbol(params)
@@ -324,6 +422,13 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v3/ticker/bookTicker"): ("book_ticker", False),
     ("GET", "/api/v3/ticker/price"): ("ticker_price", False),
     ("GET", "/api/v3/avgPrice"): ("avg_price", False),
+    ("GET", "/api/v3/depth"): ("depth", False),
+    ("GET", "/api/v3/trades"): ("trades", False),
+    ("GET", "/api/v3/aggTrades"): ("agg_trades", False),
+    ("GET", "/api/v3/ticker/24hr"): ("ticker_24hr", False),
+    ("POST", "/api/v3/order/test"): ("test_order", True),
+    ("GET", "/api/v3/account/commission"): ("commission", True),
+    ("GET", "/api/v3/rateLimit/order"): ("rate_limit_order", True),
     ("GET", "/api/v3/account"): ("account", True),
     ("POST", "/api/v3/order"): ("new_order", True),
     ("GET", "/api/v3/order"): ("get_order", True),

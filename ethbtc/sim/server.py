@@ -11,13 +11,23 @@ control endpoints answered only to localhost:
 - ``GET /sim/orders``: every order request received (POST/DELETE on order paths), rejected ones too.
 - ``GET /sim/faults``, ``POST /sim/faults`` (JSON :class:`~ethbtc.sim.faults.FaultConfig`).
 
-The SERVER clock (wall clock + fault skew) answers /api/v3/time and checks timestamps; the
-MARKET clock (replayed candle time) drives prices, klines and fills, and every time stamped on
-an order or trade (transactTime, time, updateTime, ledger time) is market time.
+- ``POST /sim/clock`` (``mode``: manual | speed | realtime, ``barsPerSecond``): change the replay
+  clock from the current position on; ``manual`` freezes the market (a stalled feed).
+
+One time line: the EXCHANGE clock answers /api/v3/time (plus fault skew) and stamps every
+order, trade, kline and ledger time. In real-time replay with the time origin ``now`` (the CLI's
+default) it is the wall clock and the replayed market runs on it; frozen (``/sim/clock``
+manual) the market falls behind the clock exactly like a stalled feed, so klines go stale. In
+accelerated and manual replay the exchange clock is the replayed market time (ahead of the wall
+clock with origin ``now``, historical with origin ``data``); signed timestamps are then checked
+as documented in :mod:`ethbtc.sim.auth`, so a client that synced from /api/v3/time keeps working.
+Rate limits (request weight, order counts; :mod:`ethbtc.sim.limits`) count exchange-clock time and
+answer before fault injection, as Binance's limiter sits in front of its matching engine.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import json
@@ -39,6 +49,7 @@ from .apierrors import ApiError
 from .build import SimConfig, build_engine
 from .engine import Engine
 from .faults import FaultConfig, FaultInjector
+from .limits import LimitConfig, RateLimiter
 from .rest import ORDER_PATHS, ROUTES, RestApi
 from .rules import fmt
 
@@ -80,14 +91,18 @@ class SimServer:
     """A running paper exchange: ``base_url``, ``engine``, control helpers, ``close()``."""
 
     def __init__(self, engine: Engine, *, api_key: str, api_secret: str, faults: FaultConfig | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, limits: LimitConfig | None = None) -> None:
         self.engine = engine
+        free = engine.free_clock  # rate limits run on the exchange clock when it runs by itself
+        self.limiter = (RateLimiter(limits, lambda: engine.exchange_ms() / 1000, free[1]) if free is not None
+                        else RateLimiter(limits))
         self.api_key = api_key
         self._secret = api_secret
         self.faults = FaultInjector(faults)
-        self.rest = RestApi(engine, self.server_ms)
+        self.rest = RestApi(engine, self.server_ms, self.limiter.config)
         self.order_log: list[dict[str, object]] = []
         self._log_lock = threading.Lock()
+        self._offsets: collections.deque[int] = collections.deque(maxlen=auth.OFFSETS_KEPT)
         self._stop = threading.Event()
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self  # type: ignore[attr-defined]
@@ -111,8 +126,34 @@ class SimServer:
         self.httpd.server_close()
 
     # -- clocks and control
+    def exchange_ms(self) -> int:
+        """The exchange clock without fault skew (see the module docstring)."""
+        with self.engine.lock:
+            self.engine.sync()
+            return self.engine.exchange_ms()
+
     def server_ms(self) -> int:
-        return int(time.time() * 1000) + self.faults.skew_ms
+        """serverTime as shown to clients; remembers the offset so a client synced to it passes."""
+        exchange = self.exchange_ms()
+        offset = exchange - int(time.time() * 1000)
+        with self._log_lock:
+            if not self._offsets or abs(self._offsets[-1] - offset) > 50:
+                self._offsets.append(offset)
+        return exchange + self.faults.skew_ms
+
+    def _clock_candidates(self) -> list[int]:
+        wall = int(time.time() * 1000)
+        with self._log_lock:
+            offsets = {0, *self._offsets}
+        if self.engine.wall_clock:
+            offsets = {0}
+        return [wall + o + self.faults.skew_ms for o in sorted(offsets)]
+
+    def set_clock(self, mode: str, bars_per_second: float | None = None) -> dict[str, object]:
+        with self.engine.lock:
+            self.engine.sync()
+            self.engine.market.clock.set_mode(mode, bars_per_second)
+        return self.state()
 
     def advance(self, bars: float = 1) -> dict[str, object]:
         self.engine.advance(bars)
@@ -138,6 +179,9 @@ class SimServer:
                 "serverTime": self.server_ms(),
                 "marketTime": e.market_time(),
                 "marketTimeIso": pd.Timestamp(e.market_time(), unit="ms", tz="UTC").isoformat(),
+                "exchangeTime": e.exchange_ms(), "timeOrigin": e.time_origin, "wallClock": e.wall_clock,
+                "dataTimeIso": pd.Timestamp(e.market.series.to_data_ms(e.market_time()), unit="ms",
+                                            tz="UTC").isoformat(),
                 "barIndex": i, "barFraction": f, "barOpenTime": int(e.market.series.open_ms[i]), "bars": n,
                 "finished": e.pos >= n,
                 "clock": {"mode": e.market.clock.mode, "barsPerSecond": e.market.clock.bars_per_second},
@@ -148,11 +192,18 @@ class SimServer:
             }
 
     # -- request handling (socket-free, so it can be tested directly)
-    def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None) -> Reply:
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
-        fault = self.faults.before(path)
-        reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key)
+    def handle_api(self, method: str, path: str, raw_query: str, raw_body: str, api_key: str | None,
+                   client_ip: str = "127.0.0.1") -> Reply:
+        params = dict(parse_qsl(raw_body, keep_blank_values=True))
+        params.update(parse_qsl(raw_query, keep_blank_values=True))  # rest-api.md: the query string wins
+        verdict = self.limiter.admit(client_ip, method, path, params)
+        fault = None
+        if verdict.status != 200:
+            reply = Reply(verdict.status, verdict.body, dict(verdict.headers))
+        else:
+            fault = self.faults.before(path)
+            reply = self._faulted(fault, method, path, params, raw_query, raw_body, api_key, client_ip)
+            reply.headers = {**verdict.headers, **reply.headers}
         if reply.drop:
             fault = "drop_after_order"
         if path in ORDER_PATHS and method in ("POST", "DELETE"):
@@ -160,7 +211,7 @@ class SimServer:
         return reply
 
     def _faulted(self, fault: str | None, method: str, path: str, params: dict[str, str], raw_query: str,
-                 raw_body: str, api_key: str | None) -> Reply:
+                 raw_body: str, api_key: str | None, client_ip: str) -> Reply:
         retry = {"Retry-After": str(self.faults.config.retry_after)}
         if fault == "ban_418":
             until = self.server_ms() + self.faults.config.retry_after * 1000
@@ -176,7 +227,7 @@ class SimServer:
             return self._server_error()
         if fault == "delay":
             self._stop.wait(self.faults.config.delay_seconds)
-        reply = self._dispatch(method, path, params, raw_query, raw_body, api_key)
+        reply = self._dispatch(method, path, params, raw_query, raw_body, api_key, client_ip)
         if fault == "error_5xx":
             return self._server_error()
         if is_new_order and reply.status == 200 and self.faults.drop_after_order(path):
@@ -188,7 +239,7 @@ class SimServer:
                      {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
 
     def _dispatch(self, method: str, path: str, params: dict[str, str], raw_query: str, raw_body: str,
-                  api_key: str | None) -> Reply:
+                  api_key: str | None, client_ip: str = "127.0.0.1") -> Reply:
         route = ROUTES.get((method, path))
         if route is None:
             return Reply(404, {"code": -1000, "msg": f"Unknown endpoint {method} {path} (not simulated)."})
@@ -196,7 +247,10 @@ class SimServer:
         try:
             if signed:
                 auth.check_api_key(api_key, self.api_key)
-                auth.check_signed(params, raw_query, raw_body, self._secret, self.server_ms())
+                auth.check_signed(params, raw_query, raw_body, self._secret, self._clock_candidates())
+            if name == "rate_limit_order":
+                return Reply(200, self.rest.rate_limit_order(params, *self.limiter.order_usage(client_ip),
+                                                             self.limiter.config))
             return Reply(200, getattr(self.rest, name)(params))
         except ApiError as err:
             return Reply(err.status, err.body())
@@ -235,6 +289,10 @@ class SimServer:
                 if not bars >= 0:
                     raise ValueError("bars must be >= 0")
                 return Reply(200, self.advance(bars))
+            if (method, path) == ("POST", "/sim/clock"):
+                mode = str(args.get("mode", ""))
+                bps = args.get("barsPerSecond")
+                return Reply(200, self.set_clock(mode, None if bps is None else float(bps)))
             if (method, path) == ("GET", "/sim/state"):
                 return Reply(200, self.state())
             if (method, path) == ("GET", "/sim/ledger"):
@@ -281,7 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 reply = sim.handle_control(method, url.path, url.query, raw_body)
         else:
-            reply = sim.handle_api(method, url.path, url.query, raw_body, self.headers.get("X-MBX-APIKEY"))
+            reply = sim.handle_api(method, url.path, url.query, raw_body, self.headers.get("X-MBX-APIKEY"),
+                                   self.client_address[0])
         if reply.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -321,7 +380,7 @@ def serve_sim(candles: object, *, balances: dict[str, object] | None = None, api
     if api_secret is not None:
         cfg.api_secret = api_secret
     server = SimServer(build_engine(candles, cfg), api_key=cfg.api_key, api_secret=cfg.api_secret,
-                       faults=cfg.faults, host=host, port=port).start()
+                       faults=cfg.faults, host=host, port=port, limits=cfg.limits).start()
     try:
         yield server
     finally:
