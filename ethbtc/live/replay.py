@@ -31,6 +31,7 @@ from ..data import Candles, load_candles
 from ..fileio import atomic_write_text
 from ..fillmodel import clock_pos
 from ..sim import SimServer, SymbolRules, serve_sim
+from ..sim.limits import LimitConfig
 from ..strategy import EthBtcStrategy
 from ..timeframes import binance_interval
 from .engine import BarReport, Engine, EngineOptions
@@ -193,12 +194,17 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
 
 
 def sim_fill_options(cfg: Config) -> dict[str, Any]:
-    """Paper-exchange settings that the config's intrabar fill model describes (SPEC R22 v3).
+    """Paper-exchange settings for a parity replay: the ones the config's intrabar fill model
+    describes (SPEC R22 v3), plus two that the replay's compressed time needs.
 
     ``ideal_fills``: the backtest kernel's taker fallback fills at the path price +- slippage, not
-    by walking the simulator's finite depth book (issue 15), so parity runs use the flat book."""
+    by walking the simulator's finite depth book (issue 15), so parity runs use the flat book.
+    ``limits`` off: the replay steps a manual clock through months of bars in minutes, so the
+    request-weight windows (wall clock under a manual clock) would only make the executor wait
+    for minutes to roll over, not test anything."""
     return {"slippage_bps": cfg.fees.slippage_bps, "spread_bps": cfg.execution.spread_bps,
-            "fill_on_touch": cfg.execution.fill_on_touch, "ideal_fills": True}
+            "fill_on_touch": cfg.execution.fill_on_touch, "ideal_fills": True,
+            "limits": LimitConfig(weight_limit=0)}
 
 
 def replay(candles: Candles, cfg: Config, bars: int, folder: Path, *, rules: SymbolRules | None = None,
