@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from prom_fixtures import free_port, wait_for
+from prom_fixtures import ServerProcess, free_port
 
 from ethbtc.alerting import SHIPPED, render_config
 
@@ -191,31 +191,19 @@ def routing_config(env: Mapping[str, str], receiver: Receiver, wait: str = "1s",
     return config
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(ServerProcess):
+    name = "alertmanager"
+
     def __init__(self, config: dict[str, Any], workdir: Path) -> None:
         self.binary, self.amtool = require_alertmanager()
-        self.workdir = workdir
         self.config_path = workdir / "alertmanager.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "alertmanager.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir)
 
     def start(self, timeout: float = 30) -> AlertmanagerServer:
-        (self.workdir / "data").mkdir(exist_ok=True)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, f"--config.file={self.config_path}", f"--storage.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=info"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-
-        wait_for(ready, timeout, "alertmanager to become ready")
+        self.launch([self.binary, f"--config.file={self.config_path}", f"--storage.path={self.workdir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=info"],
+                    timeout)
         return self
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
@@ -224,26 +212,6 @@ class AlertmanagerServer:
 
     def alerts(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.url}/api/v2/alerts", timeout=5).json()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
 
 
 @contextlib.contextmanager

@@ -96,40 +96,67 @@ def render_config(target: str, dest: Path, scrape_interval: str = "1s") -> Path:
     return dest
 
 
-class PrometheusServer:
-    """A real ``prometheus`` process on 127.0.0.1 with temporary storage."""
+class ServerProcess:
+    """A real server binary (Prometheus, Alertmanager) on 127.0.0.1 with its own work folder and
+    log; ``launch`` starts it and waits for ``/-/ready``, ``stop`` ends it."""
 
-    def __init__(self, config: Path, workdir: Path) -> None:
-        self.binary = require_binary("prometheus")
-        self.config, self.workdir = config, workdir
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "prometheus.log"
+        self.log_path = workdir / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> PrometheusServer:
+    def launch(self, argv: list[str], timeout: float) -> None:
         (self.workdir / "data").mkdir(exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-                 "--web.enable-lifecycle"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            )
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
 
-        wait_for(ready, timeout, "prometheus to become ready")
-        return self
+        wait_for(ready, timeout, f"{self.name} to become ready")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+class PrometheusServer(ServerProcess):
+    """A real ``prometheus`` process on 127.0.0.1 with temporary storage."""
+
+    name = "prometheus"
+
+    def __init__(self, config: Path, workdir: Path) -> None:
+        self.binary = require_binary("prometheus")
+        self.config = config
+        super().__init__(workdir)
+
+    def start(self, timeout: float = 60) -> PrometheusServer:
+        self.launch([self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", "--web.enable-lifecycle"],
+                    timeout)
+        return self
 
     def api(self, path: str, **params: Any) -> Any:
         r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -150,18 +177,6 @@ class PrometheusServer:
     def value(self, expr: str) -> float | None:
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
-
 
 @contextlib.contextmanager
 def running_prometheus(target: str, workdir: Path, scrape_interval: str = "1s") -> Iterator[PrometheusServer]:
