@@ -176,7 +176,7 @@ def test_dashboard_references_only_exported_metrics() -> None:
 
 
 def test_readme_monitoring_table_documents_every_metric(root: Path) -> None:
-    section = (root / "README.md").read_text().split("## Monitoring", 1)[1]
+    section = (root / "README.md").read_text().split("\n## Monitoring", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`(ethbtc_[a-z0-9_]+)`", section))
     m = BotMetrics(process_metrics=False)
     exported = {f.name + ("_total" if f.type == "counter" else "")
