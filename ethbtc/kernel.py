@@ -218,7 +218,8 @@ def simulate(open_, high, low, close, volume, close_ms, day, ratio, entry, exit_
     """Backtest loop: decide at each close (``decide``), fill in the next bar (R22) by the
     configured fill model: ``next_open``, or ``intrabar`` (the paper exchange's path, resting
     order rule and MARKET book walk, :func:`ethbtc.fillmodel.intrabar_fill`; up to two fills per
-    decision, maker then taker at the average price of the book levels taken). Returns n_trades (``tr_f``/``tr_i`` need 2·n rows)."""
+    decision, maker then taker at the average price of the book levels taken). Returns n_trades
+    (``tr_f``/``tr_i`` need 2·n rows)."""
     n = len(close)
     pending = 0.0
     pending_reason = 0
