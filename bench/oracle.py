@@ -6,7 +6,9 @@ code of two source trees (e.g. ``main`` and this branch), each in its own interp
 compares every per-bar column, trade, summary figure and trial metric:
 
 * 5 years of generated 15m bars (``ethbtc.sample.generate(175200, 15, seed=2024, gaps=0)``)
-  with ``configs/prod_live.json`` and 6 random strategy configs (``ethbtc.search.sample``);
+  with ``configs/prod_live.json`` and 6 random strategy configs (``ethbtc.search.sample``), each
+  with the default ``intrabar`` fill model and again with ``next_open`` (SPEC R22), and the
+  production config with ``taker_fallback``;
 * the real Binance files in ``../shared/data`` (ETHBTC 1h 2017-2023 with BNBBTC fees, ETHBTC
   15m 2020 freqtrade JSON with BNBBTC), skipped with a note when the folder is absent;
 * 300 optimiser trials (``ethbtc.research.pool``) on train/test windows of both data sets,
@@ -68,6 +70,8 @@ def snapshot(tree: Path, out: Path, quick: bool) -> None:
         interval = {15: "15m", 60: "1h"}[minutes]
         prod = load_config(tree / "configs" / "prod_live.json", {"bar_interval_minutes": minutes, "interval": interval})
         cfgs = [prod] + [build_config(prod.flat() | d) for d in drawn]
+        cfgs += [build_config(c.flat() | {"fill_model": "next_open"}) for c in cfgs]  # both R22 fill models
+        cfgs.append(build_config(prod.flat() | {"taker_fallback": True}))  # the intrabar taker fallback (R32)
         for i, cfg in enumerate(cfgs):
             res = run_backtest(cfg, candles, bnb)
             key = f"{name}/config{i}"

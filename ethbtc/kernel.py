@@ -63,14 +63,20 @@ def new_state() -> np.ndarray:
 def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult, btc, eth, extra_wealth):
     """One bar's decision at its close. Mutates ``state``; returns
     (reason, target_w, desired_w, w_cur, delta_eth, flipped, forced_exit)."""
+    # every parameter read once, up front: the last use of ``prm`` then sits in one basic block, so
+    # numba's reference-count pruning removes the per-bar incref/decref of the inlined argument
+    step, maxpos, thresh, cooldown_ms = prm[P_STEP], prm[P_MAXPOS], prm[P_THRESH], prm[P_COOLDOWN_MS]
+    min_trade, fixed, maxdd, daily, basis = (prm[P_MIN_TRADE], prm[P_FIXED_BASIS] != 0.0, prm[P_MAXDD], prm[P_DAILY],
+                                             prm[P_BASIS])
     W = btc + eth * price  # R18: the BNB fee wallet is not part of the traded weight
-    w_cur = eth * price / W if W > 0 else 0.0
+    held = eth * price
+    w_cur = (held / W if held != 0.0 else held) if W > 0 else 0.0  # no division while flat in BTC (same value)
     total = W + extra_wealth
 
     # --- signal state machine (R11-R15): advances on every bar -------------------------
     undefined = math.isnan(ratio) or math.isnan(entry) or math.isnan(exit_)
     last = state[S_LAST_FLIP_MS]
-    cool_ok = math.isnan(last) or (close_ms - last >= prm[P_COOLDOWN_MS])
+    cool_ok = math.isnan(last) or (close_ms - last >= cooldown_ms)
     cooldown_blocked = False
     gate_blocked = False
     flipped = False
@@ -93,7 +99,7 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
     if flipped:
         state[S_LAST_FLIP_MS] = close_ms
         state[S_TURNS] += 1.0
-    target = min(max(state[S_SIGNAL] * mult, 0.0), prm[P_MAXPOS])  # R16
+    target = min(max(state[S_SIGNAL] * mult, 0.0), maxpos)  # R16
 
     # --- risk (R24-R25) ------------------------------------------------------------------
     if state[S_DAY] != day:
@@ -102,13 +108,16 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
         state[S_DAILY_PAUSED] = 0.0
     if math.isnan(state[S_PEAK]) or total > state[S_PEAK]:
         state[S_PEAK] = total
-    fixed = prm[P_FIXED_BASIS] != 0.0
-    if prm[P_MAXDD] > 0 and state[S_MAXDD_HIT] == 0.0:
-        dd = (state[S_PEAK] - total) >= prm[P_MAXDD] * prm[P_BASIS] if fixed else 1.0 - total / state[S_PEAK] >= prm[P_MAXDD]
+    if maxdd > 0 and state[S_MAXDD_HIT] == 0.0:
+        peak = state[S_PEAK]
+        if fixed:
+            dd = (peak - total) >= maxdd * basis
+        else:  # at the peak 1 - total/peak is exactly 0 (< maxdd): no division needed
+            dd = total != peak and 1.0 - total / peak >= maxdd
         if dd:
             state[S_MAXDD_HIT] = 1.0
-    if prm[P_DAILY] > 0 and state[S_DAILY_PAUSED] == 0.0:
-        floor = state[S_DAY_START] - prm[P_DAILY] * prm[P_BASIS] if fixed else state[S_DAY_START] * (1.0 - prm[P_DAILY])
+    if daily > 0 and state[S_DAILY_PAUSED] == 0.0:
+        floor = state[S_DAY_START] - daily * basis if fixed else state[S_DAY_START] * (1.0 - daily)
         if total <= floor:
             state[S_DAILY_PAUSED] = 1.0
 
@@ -124,22 +133,23 @@ def decide(state, prm, close_ms, day, price, ratio, entry, exit_, gate_ok, mult,
         desired, dw = w_cur, 0.0
     else:
         gap = target - w_cur
-        dw = prm[P_STEP] * gap
+        dw = step * gap
         desired = w_cur + dw
         # R19 (v2): snap when the stepped move or the distance it leaves is inside the dead band,
         # so a stepped approach reaches its target in whole moves (no stuck zone)
-        if abs(dw) < prm[P_THRESH] or abs(gap - dw) < prm[P_THRESH]:
+        if abs(dw) < thresh or abs(gap - dw) < thresh:
             desired, dw = target, gap
-    delta = dw * W / price if price > 0 else 0.0
-    notional = abs(delta) * price
+    delta = 0.0  # the ETH quantity is only needed (and divided out) when the weight moves
     if abs(dw) <= EPS_W:
         size_reason = R_HOLD
-    elif notional < prm[P_MIN_TRADE]:
-        size_reason = R_MIN_TRADE
-    elif abs(dw) < prm[P_THRESH] and not hit:
-        size_reason = R_THRESHOLD
     else:
-        size_reason = R_TRADE
+        delta = dw * W / price if price > 0 else 0.0
+        if abs(delta) * price < min_trade:
+            size_reason = R_MIN_TRADE
+        elif abs(dw) < thresh and not hit:
+            size_reason = R_THRESHOLD
+        else:
+            size_reason = R_TRADE
 
     # --- reason (R26): trade, else the first that applies --------------------------------
     if size_reason == R_TRADE:

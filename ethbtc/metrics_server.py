@@ -22,14 +22,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from .cli import number
 from .errors import UserError
 from .health import HealthState
+
+if TYPE_CHECKING:  # prometheus_client loads when a server is made: the CLI parsers import this module
+    from prometheus_client import CollectorRegistry
 
 DEFAULT_PORT = 9109
 DEFAULT_ADDR = "127.0.0.1"  # balances are not for the network; the image sets 0.0.0.0
@@ -53,6 +54,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 def make_app(registry: CollectorRegistry, health: HealthState | None) -> Callable[[dict, StartResponse], Iterable[bytes]]:
     """The WSGI application: /metrics, /health, and a tiny index on /."""
+    from prometheus_client import make_wsgi_app
+
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:

@@ -7,11 +7,14 @@ otherwise microseconds), so one merged Binance Vision file may mix ms and us row
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import re
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # numpy loads on first use: the command-line parsers import this module (fast --help)
+    import numpy as np
 
 BINANCE_INTERVALS: dict[str, int] = {
     "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
@@ -25,7 +28,7 @@ _PATTERN = re.compile(r"^\s*(\d+)\s*(m|min|t|h|d|w)\s*$", re.IGNORECASE)
 
 def interval_minutes(text: str | int) -> int:
     """Parse '15m', '15min', '15T', '1h', '1d' (or a plain number of minutes) into minutes."""
-    if isinstance(text, int | np.integer):
+    if isinstance(text, numbers.Integral):  # int, numpy integers
         minutes = int(text)
     else:
         s = str(text).strip()
@@ -53,6 +56,8 @@ def binance_interval(minutes: int) -> str:
 
 def epoch_to_ms(values: np.ndarray) -> np.ndarray:
     """Convert numeric epoch timestamps of mixed units (s/ms/us, by magnitude) to int64 ms."""
+    import numpy as np
+
     v = np.asarray(values, dtype=np.float64)
     if np.isnan(v).any():
         raise UserError("timestamp column has empty or non-numeric values")

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "numba", "optuna", "sqlalchemy", "pydantic", "openpyxl", "scipy", "requests", "binance")
 SCRIPTS = ["ethbtc_accum_bot.py", "optimizer_cli.py", "wf_pick.py", "multi_interval_opt.py", "download_vision.py",
-           "vision_fix_timestamps.py", "ascii_levelbar.py", "seed_testnet_order.py"]
+           "vision_fix_timestamps.py", "ascii_levelbar.py", "seed_testnet_order.py", "live_executor.py"]
 PROBE = """
 import json, runpy, sys
 sys.argv = [sys.argv[1], *sys.argv[2:]]
@@ -43,7 +43,7 @@ def test_help_loads_no_heavy_library(script):
     assert got["code"] == 0 and got["heavy"] == [], got
 
 
-@pytest.mark.parametrize("script", ["ethbtc_accum_bot.py", "optimizer_cli.py", "wf_pick.py"])
+@pytest.mark.parametrize("script", ["ethbtc_accum_bot.py", "optimizer_cli.py", "wf_pick.py", "live_executor.py"])
 def test_a_bad_flag_is_answered_before_the_heavy_imports(script):
     got = _loaded(script, "--no-such-flag")
     assert got["code"] == 2 and got["heavy"] == [], got

@@ -16,5 +16,6 @@ Modules, from the exchange inwards:
 - ``monitor`` / ``console``: metrics, /health, level bar; heartbeat and summary lines.
 - ``failpoints``: crash points for the kill -9 tests (inert unless ETHBTC_FAILPOINTS is set).
 - ``replay``: rehearsal against the paper exchange and the parity report vs the backtest.
-- ``app``: the ``live_executor.py`` command line.
+- ``args``: the ``live_executor.py`` flags (light: ``--help`` loads no engine module).
+- ``app``: the ``live_executor.py`` command line: wiring of the engine, exit codes.
 """
