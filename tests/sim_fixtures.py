@@ -7,7 +7,10 @@ Registered for the whole suite through ``pytest_plugins`` in ``tests/conftest.py
   balances 1 BTC / 0 ETH / 0 BNB, key ``SIM_KEY`` / secret ``SIM_SECRET``; closed after the test.
 - ``sim_client``: ``binance.spot.Spot`` pointed at ``sim`` (timeout 5 s).
 - ``sim_factory``: ``sim_factory(candles=None, **serve_sim_options) -> SimServer`` for custom
-  setups (fees, BNB mode, partial fills, faults...); all are closed after the test.
+  setups (fees, BNB mode, partial fills, faults...); all are closed after the test. Request-weight
+  limits are off unless a test passes ``limits=``: under the manual clock the weight windows run
+  on the wall clock, so a test that steps hundreds of bars in seconds would only make the
+  executor's pre-429 pause wait for minutes (tests of the limits pass their own LimitConfig).
 
 Helpers: :func:`make_candles`, :func:`bars` (hand-written OHLC rows), :func:`spot_client`.
 """
@@ -24,10 +27,12 @@ import pytest
 from binance.spot import Spot
 
 from ethbtc.sim import SimServer, serve_sim
+from ethbtc.sim.limits import LimitConfig
 
 SIM_KEY = "test-sim-key"
 SIM_SECRET = "test-sim-secret"
 DEFAULT_BALANCES = {"BTC": "1", "ETH": "0", "BNB": "0"}
+NO_LIMITS = LimitConfig(weight_limit=0)  # see sim_factory
 
 
 def make_candles(n: int = 400, *, seed: int = 3, price: float = 0.05, bar_vol: float = 0.003,
@@ -68,6 +73,7 @@ def sim_factory(sim_candles: pd.DataFrame) -> Iterator[Callable[..., SimServer]]
             options.setdefault("api_key", SIM_KEY)
             options.setdefault("api_secret", SIM_SECRET)
             options.setdefault("start", 200)
+            options.setdefault("limits", NO_LIMITS)
             return stack.enter_context(serve_sim(sim_candles if candles is None else candles, **options))
         yield start
 
