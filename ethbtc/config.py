@@ -60,7 +60,8 @@ class StrategyParams(_Section):
 class FeeParams(_Section):
     maker_fee: float = Field(0.001, ge=0.0, le=0.01, description="maker fee rate: resting post-only fills (next_open: sells) (R22)")
     taker_fee: float = Field(0.001, ge=0.0, le=0.01, description="taker fee rate: the fallback MARKET fills (next_open: buys) (R22)")
-    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage of taker fills in bps (next_open: every fill) (R22)")
+    slippage_bps: float = Field(1.0, ge=0.0, le=500.0, description="slippage of taker fills in bps (next_open: every fill; intrabar: the fallback with "
+                                                                        "book_depth false) (R22)")
     bnb_discount: float = Field(0.25, ge=0.0, lt=1.0, description="fee discount when paying in BNB (R23)")
     pay_fees_in_bnb: bool = Field(False, description="pay fees in BNB at the discount; with start_bnb 0 the BNB wallet is assumed kept funded (R23 v2)")
     start_bnb: float = Field(0.0, ge=0.0, description="finite BNB fee wallet at start (backtest; > 0 needs BNBBTC prices, runs dry to the full rate; R23)")
@@ -87,7 +88,23 @@ class ExecutionParams(_Section):
     fill_on_touch: bool = Field(False, description="intrabar fills: a resting order fills when the path only "
                                                    "touches its price (paper exchange --fill-on-touch, R22)")
     volume_fills: bool = Field(False, description="intrabar fills: a resting order fills at most the volume traded "
-                                                  "through its price within ttl (the volume rule, R22)")
+                                                  "through its price within ttl (the volume rule, R22; paper "
+                                                  "exchange --volume-fills on)")
+    partial_fill: float = Field(1.0, gt=0, le=1, description="intrabar fills: share of a resting order that can "
+                                                             "fill per bar, at least one lot (paper exchange "
+                                                             "--partial-fill, R22)")
+    step_size: float = Field(0.0001, gt=0, le=1, description="intrabar fills: lot step of the partial-fill and "
+                                                             "book quantities (the paper exchange's default, R22)")
+    book_depth: bool = Field(True, description="intrabar fills: the taker fallback walks the paper exchange's depth "
+                                               "book (its default); false = whole at the touch +- slippage "
+                                               "(--ideal-fills, R22)")
+    book_top_share: float = Field(0.02, gt=0, le=1, description="depth book: quantity at the touch as a share of "
+                                                                "the last complete bar's volume (--book-top-share)")
+    book_growth: float = Field(0.5, ge=0, le=100, description="depth book: level k holds (1 + growth*k) times the "
+                                                              "touch (--book-growth)")
+    book_min_top_qty: float = Field(0.5, ge=0, description="depth book: least quantity at the touch, base units "
+                                                           "(--book-min-top-qty)")
+    book_levels: int = Field(100, ge=1, le=5000, description="depth book: price levels per side (--book-levels)")
     min_trade_btc: float | None = Field(None, ge=0, description="fixed minimum trade in BTC; null = derive (R21)")
     min_trade_frac: float = Field(0.002, ge=0, le=1, description="minimum trade as a share of basis_btc (R21)")
     min_trade_floor_btc: float = Field(0.0001, ge=0, description="floor of the derived minimum (R21)")

@@ -12,8 +12,13 @@ ONE numba-compiled implementation of
   at its own price (maker), and the volume traded through its price in a stretch of the bar is
   the bar volume times the share of the stretch spent beyond the level (the cap of a fill under
   the volume rule);
-- the MARKET order: at the touch (ask for a buy, bid for a sell) moved by the slippage against
-  the taker, on the tick grid;
+- the PARTIAL-FILL rule (:func:`resting_fill_qty`): how much of a resting order fills when the
+  path trades through it: at most ``partial_fill`` of its quantity per bar (at least one lot), and
+  with the volume rule at most the volume traded through its price so far, on the lot grid;
+- the MARKET order: with the depth book (:func:`book_walk`, the paper exchange's default) it takes
+  the levels from the touch outwards, level ``k`` ``k`` ticks out holding ``(1 + growth·k)·q0``,
+  ``q0 = top_share ·`` the last complete bar's volume (at least ``min_top``); with the flat book
+  (``--ideal-fills``) it fills whole at the touch moved by the slippage against the taker;
 - :func:`intrabar_fill`: what the live executor's post-only order achieves in one bar (rests at
   the touch from the bar's open for ``ttl``, then the rest as MARKET or cancelled).
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 THIRD = 1.0 / 3.0
@@ -161,29 +167,134 @@ def market_ticks(bid_t: float, ask_t: float, is_buy: bool, slip: float, tick: fl
 
 
 @njit(cache=True)
+def floor_step(x: float, step: float) -> float:
+    """``x`` rounded down onto the lot grid of ``step`` (the float nearest the decimal); ``step`` <= 0:
+    no grid (``x`` itself)."""
+    if step <= 0.0:
+        return x
+    return tick_price(grid_floor(x, step), step)
+
+
+@njit(cache=True)
+def resting_fill_qty(remaining: float, orig_qty: float, bar_done: float, through: float, maker_done: float,
+                     share: float, volume_cap: bool, step: float) -> float:
+    """The partial-fill rule (SPEC R22 v3, paper exchange ``--partial-fill`` / ``--volume-fills``): how
+    much of a resting order fills when the path trades through its price.
+
+    At most ``share`` of ``orig_qty`` per bar (floored to the lot, at least one lot; share 1: all of
+    it), less ``bar_done`` already filled in this bar, and never more than ``remaining``. With
+    ``volume_cap`` (the volume rule) also at most ``through``, the volume traded through the
+    order's price while it rested, floored to the lot, less ``maker_done`` it already got. 0 when
+    nothing may fill (a bar of zero volume under the volume rule)."""
+    cap = orig_qty
+    if share < 1.0:
+        cap = max(floor_step(orig_qty * share, step), step)
+    q = min(cap - bar_done, remaining)
+    if volume_cap:
+        q = min(q, floor_step(through, step) - maker_done)
+    return max(q, 0.0)
+
+
+@njit(cache=True)
+def book_top_qty(v_prev: float, top_share: float, min_top: float, step: float) -> float:
+    """Quantity at the touch of the depth book: ``top_share`` of the last COMPLETE bar's volume
+    ``v_prev`` (never the bar in progress: no look-ahead), floored to the lot, at least ``min_top``."""
+    return max(floor_step(v_prev * top_share, step), min_top)
+
+
+@njit(cache=True)
+def book_level_qty(q0: float, growth: float, k: int, step: float) -> float:
+    """Quantity at level ``k`` (``k`` ticks beyond the touch) of the depth book: ``(1 + growth·k)·q0``
+    floored to the lot."""
+    return floor_step(q0 * (1.0 + growth * k), step)
+
+
+@njit(cache=True)
+def book_walk(qty: float, quote: float, is_buy: bool, touch_t: float, tick: float, q0: float, growth: float,
+              levels: int, step: float, taken: np.ndarray) -> np.ndarray:
+    """A taker order walking one side of the depth book (SPEC R22 v3; the paper exchange's MARKET
+    order and crossing LIMIT, the backtest's taker fallback).
+
+    The book side starts at ``touch_t`` (ticks: the ask for a buy, the bid for a sell) and goes
+    ``levels`` levels outwards (a tick each; bids stop above price 0); level ``k`` holds
+    :func:`book_level_qty` less ``taken[k]`` (what takers removed from that price in this bar;
+    ``taken`` may be shorter than ``levels``). The order takes ``qty`` base units (``quote`` NaN) or
+    spends up to ``quote`` (``qty`` NaN; each level's cost rounded up to 1e-8 as the exchange
+    charges it), level by level, each take floored to the lot. Returns the quantity taken per
+    level (length ``levels``); what it cannot take (the book ran out) is not filled."""
+    out = np.zeros(levels)
+    got, spent = 0.0, 0.0
+    for k in range(levels):
+        n = touch_t + k if is_buy else touch_t - k
+        if n <= 0:
+            break
+        avail = book_level_qty(q0, growth, k, step)
+        if k < len(taken):
+            avail -= taken[k]
+        if avail <= 0:
+            continue
+        price = tick_price(n, tick)
+        if math.isnan(quote):
+            take = min(avail, qty - got)
+        else:
+            take = min(avail, floor_step((quote - spent) / price, step))
+        if take <= 0:
+            break
+        out[k] = take
+        got += take
+        spent += tick_price(grid_ceil(price * take, 1e-8), 1e-8)
+    return out
+
+
+@njit(cache=True)
+def taker_fill(o: float, h: float, lo: float, c: float, v_prev: float, f: float, is_buy: bool, qty: float,
+               spread_bps: float, tick: float, slip: float, depth: bool, top_share: float, growth: float,
+               min_top: float, levels: int, step: float) -> tuple[float, float]:
+    """A MARKET order of ``qty`` at fraction ``f`` of the bar, against a fresh book of that bar
+    (``v_prev``: the volume of the bar before): ``(filled, average price)``. ``depth``: it walks the
+    depth book (:func:`book_walk`, no slippage on top: the book is the slippage), else it fills whole
+    at the touch moved by ``slip`` (:func:`market_ticks`)."""
+    b_t, a_t = touch_ticks(path_price(o, h, lo, c, f), spread_bps, tick)
+    if not depth:
+        return qty, tick_price(market_ticks(b_t, a_t, is_buy, slip, tick), tick)
+    q0 = book_top_qty(v_prev, top_share, min_top, step)
+    takes = book_walk(qty, math.nan, is_buy, a_t if is_buy else b_t, tick, q0, growth, levels, step, np.zeros(0))
+    got, notional = 0.0, 0.0
+    for k in range(levels):
+        if takes[k] > 0:
+            got += takes[k]
+            notional += takes[k] * tick_price(a_t + k if is_buy else b_t - k, tick)
+    if got <= 0:
+        return 0.0, math.nan
+    return got, notional / got
+
+
+@njit(cache=True)
 def intrabar_fill(o: float, h: float, lo: float, c: float, v: float, is_buy: bool, qty: float, ttl: float,
                   spread_bps: float, tick: float, slip: float, fallback: bool, touch: bool,
-                  volume_cap: bool) -> tuple[float, float, float, float, float]:
+                  volume_cap: bool, share: float = 1.0, step: float = 0.0, v_prev: float = 0.0,
+                  depth: bool = False, top_share: float = 0.02, growth: float = 0.5, min_top: float = 0.5,
+                  levels: int = 100) -> tuple[float, float, float, float, float]:
     """One bar of the live executor's post-only execution (SPEC R22 v3, R32).
 
     The order goes out at the bar's open as a LIMIT_MAKER at the touch (a buy at the bid, a sell
     at the ask of the path price there); it fills at its price where the path trades through it
-    within ``ttl`` (bar fraction), up to the volume traded through when ``volume_cap``. At ``ttl``
-    the rest goes as MARKET at the book of the path price then when ``fallback``, else it is
-    cancelled. Returns (maker_qty, maker_price, taker_qty, taker_price, maker_fraction) with
-    maker_fraction -1 when the resting order did not fill.
+    within ``ttl`` (bar fraction), as much as the partial-fill rule allows (:func:`resting_fill_qty`:
+    ``share`` per bar, the volume traded through when ``volume_cap``, lot ``step``). At ``ttl``
+    the rest goes as MARKET (:func:`taker_fill`: the depth book when ``depth``, ``v_prev`` the
+    volume of the bar before, else the touch ± ``slip``) when ``fallback``, else it is cancelled.
+    Returns (maker_qty, maker_price, taker_qty, taker_price, maker_fraction) with maker_fraction -1
+    when the resting order did not fill; taker_price is the average over the levels taken.
     """
     bid_t, ask_t = touch_ticks(o, spread_bps, tick)
     level = tick_price(bid_t if is_buy else ask_t, tick)
     first, vol = resting_fill(o, h, lo, c, v, 0.0, min(ttl, 1.0), level, is_buy, touch)
     maker_q = 0.0
     if first >= 0.0:
-        maker_q = min(qty, vol) if volume_cap else qty
+        maker_q = resting_fill_qty(qty, qty, 0.0, vol, 0.0, share, volume_cap, step)
     taker_q, taker_px = 0.0, math.nan
     rest = qty - maker_q
     if fallback and rest > 0.0:
-        p = path_price(o, h, lo, c, ttl)
-        b_t, a_t = touch_ticks(p, spread_bps, tick)
-        taker_px = tick_price(market_ticks(b_t, a_t, is_buy, slip, tick), tick)
-        taker_q = rest
+        taker_q, taker_px = taker_fill(o, h, lo, c, v_prev, ttl, is_buy, rest, spread_bps, tick, slip, depth,
+                                       top_share, growth, min_top, levels, step)
     return maker_q, level, taker_q, taker_px, first

@@ -34,7 +34,9 @@ N_PARAM = 9
 # fee and fill-model slots (float64[N_FEE]); F_TTL is ttl_sec as a fraction of the bar
 (F_MAKER, F_TAKER, F_SLIP, F_PAY_BNB, F_BNB_DISCOUNT, F_BNB_MODEL, F_FILL_MODEL, F_TTL, F_SPREAD_BPS, F_TICK,
  F_FALLBACK, F_TOUCH, F_VOL_CAP) = range(13)
-N_FEE = 13
+# partial-fill share, lot step and the depth book of the taker fallback (ethbtc.fillmodel)
+F_SHARE, F_STEP, F_BOOK_DEPTH, F_BOOK_TOP_SHARE, F_BOOK_GROWTH, F_BOOK_MIN_TOP, F_BOOK_LEVELS = range(13, 20)
+N_FEE = 20
 FILL_MODELS = ("next_open", "intrabar")  # F_FILL_MODEL values 0, 1 (SPEC R22)
 
 # per-bar output columns
@@ -214,9 +216,10 @@ def _book(side, q, px, rate, fee, btc, eth, bnb, px_b, t, reason, dbar, tr_f, tr
 def simulate(open_, high, low, close, volume, close_ms, day, ratio, entry, exit_, gate_ok, mult, bnb_px, prm, fee,
              state, btc, eth, bnb, out_f, out_i, tr_f, tr_i):
     """Backtest loop: decide at each close (``decide``), fill in the next bar (R22) by the
-    configured fill model: ``next_open``, or ``intrabar`` (the paper exchange's path and resting
-    order rule, :func:`ethbtc.fillmodel.intrabar_fill`; up to two fills per decision, maker then
-    taker). Returns n_trades (``tr_f``/``tr_i`` need 2·n rows)."""
+    configured fill model: ``next_open``, or ``intrabar`` (the paper exchange's path, resting
+    order rule and MARKET book walk, :func:`ethbtc.fillmodel.intrabar_fill`; up to two fills per
+    decision, maker then taker at the average price of the book levels taken). Returns n_trades
+    (``tr_f``/``tr_i`` need 2·n rows)."""
     n = len(close)
     pending = 0.0
     pending_reason = 0
@@ -232,7 +235,8 @@ def simulate(open_, high, low, close, volume, close_ms, day, ratio, entry, exit_
                 mq, mpx, tq, tpx, _first = intrabar_fill(
                     open_[t], high[t], low[t], close[t], volume[t], side > 0, abs(pending), fee[F_TTL],
                     fee[F_SPREAD_BPS], fee[F_TICK], slip, fee[F_FALLBACK] != 0.0, fee[F_TOUCH] != 0.0,
-                    fee[F_VOL_CAP] != 0.0)
+                    fee[F_VOL_CAP] != 0.0, fee[F_SHARE], fee[F_STEP], volume[t - 1], fee[F_BOOK_DEPTH] != 0.0,
+                    fee[F_BOOK_TOP_SHARE], fee[F_BOOK_GROWTH], fee[F_BOOK_MIN_TOP], int(fee[F_BOOK_LEVELS]))
                 if mq > 0:
                     btc, eth, bnb, n_tr = _book(side, mq, mpx, fee[F_MAKER], fee, btc, eth, bnb, px_b, t,
                                                 pending_reason, pending_bar, tr_f, tr_i, n_tr)

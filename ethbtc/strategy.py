@@ -144,6 +144,13 @@ class EthBtcStrategy:
         a[K.F_FALLBACK] = 1.0 if ex.taker_fallback else 0.0
         a[K.F_TOUCH] = 1.0 if ex.fill_on_touch else 0.0
         a[K.F_VOL_CAP] = 1.0 if ex.volume_fills else 0.0
+        a[K.F_SHARE] = ex.partial_fill
+        a[K.F_STEP] = ex.step_size
+        a[K.F_BOOK_DEPTH] = 1.0 if ex.book_depth else 0.0
+        a[K.F_BOOK_TOP_SHARE] = ex.book_top_share
+        a[K.F_BOOK_GROWTH] = ex.book_growth
+        a[K.F_BOOK_MIN_TOP] = ex.book_min_top_qty
+        a[K.F_BOOK_LEVELS] = float(ex.book_levels)
         return a
 
     def indicators(self, df: pd.DataFrame) -> Indicators:

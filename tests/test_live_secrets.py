@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,22 +58,27 @@ def scraped_run(sim: SimServer, folder: Path, bars: int) -> tuple[subprocess.Com
     """A -vv run on a faulty exchange, /metrics and /health scraped on every bar."""
     port = free_port()
     sim.set_faults(error_5xx=0.15, error_5xx_executes=True, rate_limit_429=0.05, retry_after=0, seed=5)
-    proc = subprocess.Popen(base(folder, "-vv", "--max-bars", str(bars), "--metrics-port", str(port)),
-                            env=secret_env(sim), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    scraped: list[Text] = []
-    deadline = time.monotonic() + 90
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.3)
-        for path in ("/metrics", "/health"):
-            try:
-                r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
-                scraped.append(Text(f"{path} #{len(scraped)}", r.text))
-            except requests.RequestException:
-                pass
-        sim.advance(1)
-    out, err = proc.communicate(timeout=60)
-    sim.set_faults()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), scraped
+    # the output goes to files, not pipes: -vv logs whole kline replies, which fill a pipe's 64 KiB
+    # while nobody reads it, and the executor then blocks on its log write until the deadline
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(base(folder, "-vv", "--max-bars", str(bars), "--metrics-port", str(port)),
+                                env=secret_env(sim), stdout=out, stderr=err, text=True)
+        scraped: list[Text] = []
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+            for path in ("/metrics", "/health"):
+                try:
+                    r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+                    scraped.append(Text(f"{path} #{len(scraped)}", r.text))
+                except requests.RequestException:
+                    pass
+            sim.advance(1)
+        proc.wait(timeout=60)
+        sim.set_faults()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read()), scraped
 
 
 def hygiene_run(sim_factory: Factory, folder: Path, bars: int = 6) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 ``python -m ethbtc.live.replay --data candles.json --params cfg.json --bars 3000 --report out/parity.md``
 replays history, once with ``taker_fallback`` true and once false (``--execution``), through the simulator (``ethbtc.sim``, manual clock, real HTTP through
-binance-connector) with the engine in testnet mode, runs the backtester on the same bars and
+binance-connector; its depth book, partial-fill share and volume rule as the config's fill model
+describes them, :func:`sim_fill_options`) with the engine in testnet mode, runs the backtester on the same bars and
 writes a report of every difference: per bar the target weight, desired weight and reason
 (SPEC R30: one decision function), per trade the side and size. The engine's own waits (order
 ttl, polling) advance the replayed market (:class:`SimClock`), so a run is fast and repeats
@@ -32,6 +33,7 @@ from ..fileio import atomic_write_text
 from ..fillmodel import clock_pos
 from ..sim import SimServer, SymbolRules, serve_sim
 from ..sim.limits import LimitConfig
+from ..sim.market import BookModel
 from ..strategy import EthBtcStrategy
 from ..timeframes import binance_interval
 from .engine import BarReport, Engine, EngineOptions
@@ -195,15 +197,22 @@ def compare(reports: list[BarReport], config: Config, candles: Candles, step_siz
 
 def sim_fill_options(cfg: Config) -> dict[str, Any]:
     """Paper-exchange settings for a parity replay: the ones the config's intrabar fill model
-    describes (SPEC R22 v3), plus two that the replay's compressed time needs.
+    describes (SPEC R22 v3), plus one that the replay's compressed time needs.
 
-    ``ideal_fills``: the backtest kernel's taker fallback fills at the path price +- slippage, not
-    by walking the simulator's finite depth book (issue 15), so parity runs use the flat book.
+    The book: the depth book the backtest's taker fallback walks (``book_depth``, the default and
+    the simulator's own; ``ideal_fills`` only when the config asks for the flat book), with the
+    config's ``book_*`` sizes; resting fills follow the config's ``partial_fill`` share and
+    ``volume_fills`` rule (one rule, :func:`ethbtc.fillmodel.resting_fill_qty`). The config's
+    ``step_size`` must be the replay's lot step (``--step-size``).
     ``limits`` off: the replay steps a manual clock through months of bars in minutes, so the
     request-weight windows (wall clock under a manual clock) would only make the executor wait
     for minutes to roll over, not test anything."""
-    return {"slippage_bps": cfg.fees.slippage_bps, "spread_bps": cfg.execution.spread_bps,
-            "fill_on_touch": cfg.execution.fill_on_touch, "ideal_fills": True,
+    ex = cfg.execution
+    return {"slippage_bps": cfg.fees.slippage_bps, "spread_bps": ex.spread_bps,
+            "fill_on_touch": ex.fill_on_touch, "ideal_fills": not ex.book_depth,
+            "volume_fills": ex.volume_fills, "partial_fill": ex.partial_fill,
+            "book": BookModel(top_share=ex.book_top_share, growth=ex.book_growth,
+                              min_top_qty=Decimal(repr(ex.book_min_top_qty)), levels=ex.book_levels),
             "limits": LimitConfig(weight_limit=0)}
 
 
@@ -226,15 +235,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--params", required=True)
     p.add_argument("--bars", type=int, default=3000)
-    p.add_argument("--tick-size", default="0.000001")
-    p.add_argument("--step-size", default="0.001")
+    p.add_argument("--tick-size", default="0.000001",
+                   help="price tick of the replayed symbol and of the backtest's book (config tick_size)")
+    p.add_argument("--step-size", default="0.001",
+                   help="lot step of the replayed symbol and of the backtest's partial-fill and book rules "
+                        "(config step_size)")
     p.add_argument("--min-notional", default="0.0001")
     p.add_argument("--report", default="out/live_parity.md")
     p.add_argument("--execution", choices=("both", "fallback", "post-only"), default="both",
                    help="replay with taker_fallback true, false, or both (default; SPEC R22 v3: parity under "
                         "every execution setting)")
+    p.add_argument("--partial-fill", type=float, metavar="SHARE",
+                   help="override the config's partial_fill: the share of a resting order that can fill per bar, "
+                        "in the backtest and in the simulator (its --partial-fill; one rule)")
+    p.add_argument("--volume-fills", action="store_true",
+                   help="override the config's volume_fills to true: resting orders fill at most the volume "
+                        "traded through their price, in the backtest and in the simulator")
     a = p.parse_args(argv)
-    base = load_config(a.params, {"tick_size": float(a.tick_size)})  # the backtest's book = the replay's
+    # the backtest's book and lot = the replay's
+    fills: dict[str, Any] = {"tick_size": float(a.tick_size), "step_size": float(a.step_size)}
+    if a.partial_fill is not None:
+        fills["partial_fill"] = a.partial_fill
+    if a.volume_fills:
+        fills["volume_fills"] = True
+    base = load_config(a.params, fills)
     candles = load_candles(a.data)
     if a.bars < 2:
         p.error("--bars must be >= 2")

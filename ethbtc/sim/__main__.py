@@ -92,11 +92,17 @@ def build_parser() -> ArgumentParser:
                    help="level k of the book holds (1 + growth*k) times the touch (0.5)")
     p.add_argument("--book-levels", type=number(int, 1, 5000), default=BookModel.levels,
                    help="price levels per side (100)")
+    p.add_argument("--book-min-top-qty", type=_positive_decimal, default=BookModel.min_top_qty,
+                   help="least quantity at the touch, base units (0.5); backtest execution.book_min_top_qty")
     p.add_argument("--spread-bps", type=number(float, 0), default=0.0, help="bid/ask spread (0: one tick)")
     p.add_argument("--slippage-bps", type=number(float, 0), default=0.0,
                    help="with --ideal-fills: MARKET fills this far beyond the touch")
     p.add_argument("--partial-fill", type=_share, default=1.0,
-                   help="share of a resting order that can fill per bar (1: all at once)")
+                   help="share of a resting order that can fill per bar, at least one lot (1: all at once); "
+                        "the backtest's execution.partial_fill (one rule, ethbtc.fillmodel)")
+    p.add_argument("--volume-fills", choices=("auto", "on", "off"), default="auto",
+                   help="cap a resting order's fills at the volume traded through its price (the backtest's "
+                        "execution.volume_fills); auto (default): on, off with --ideal-fills")
     p.add_argument("--fill-on-touch", action="store_true", help="fill resting orders when touched, not only traded through")
     p.add_argument("--tick-size", type=_positive_decimal, default=SymbolRules.tick_size)
     p.add_argument("--step-size", type=_positive_decimal, default=SymbolRules.step_size)
@@ -151,7 +157,9 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
         bnb_candles=load_candles(a.bnb_data) if a.bnb_data else None,
         spread_bps=a.spread_bps, slippage_bps=a.slippage_bps, partial_fill=a.partial_fill,
         fill_on_touch=a.fill_on_touch, faults=faults, ideal_fills=a.ideal_fills,
-        book=BookModel(top_share=a.book_top_share, growth=a.book_growth, levels=a.book_levels),
+        volume_fills={"auto": None, "on": True, "off": False}[a.volume_fills],
+        book=BookModel(top_share=a.book_top_share, growth=a.book_growth, min_top_qty=a.book_min_top_qty,
+                       levels=a.book_levels),
         limits=LimitConfig(weight_limit=a.weight_limit, orders_10s=a.orders_per_10s, ban_after=a.ban_after,
                            ban_seconds=a.ban_seconds))
 

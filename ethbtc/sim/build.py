@@ -51,6 +51,7 @@ class SimConfig:
     fill_on_touch: bool = False
     book_qty: object = "25"  # ideal_fills: every book level shows this much
     ideal_fills: bool = False  # the earlier exchange: whole fills at the touch / at first trade-through
+    volume_fills: bool | None = None  # resting fills capped by the volume traded through; None: unless ideal_fills
     book: BookModel = field(default_factory=BookModel)  # the synthetic depth (market.BookModel)
     faults: FaultConfig = field(default_factory=FaultConfig)
     limits: LimitConfig = field(default_factory=LimitConfig)  # request weight / order counts
@@ -121,7 +122,7 @@ def build_engine(candles: object, cfg: SimConfig, wall_ms: int | None = None) ->
         bnb = lambda ms: data_bnb(series.to_data_ms(ms))  # noqa: E731 - BNB candles carry the file's era
     engine = Engine(market, cfg.rules, fees, cfg.balances, slippage_bps=cfg.slippage_bps,
                     partial_fill=cfg.partial_fill, fill_on_touch=cfg.fill_on_touch, bnb_price=bnb,
-                    ideal_fills=cfg.ideal_fills)
+                    ideal_fills=cfg.ideal_fills, volume_fills=cfg.volume_fills)
     engine.time_origin = origin
     if cfg.wall_clock:
         engine.free_clock = (int(time.time() * 1000), 1.0)

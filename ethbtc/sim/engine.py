@@ -5,13 +5,16 @@ change is exact: a buy pays ``ceil8(price * executed)`` quote in total, a sell r
 ``floor8(price * executed)`` (each fill takes the difference of those cumulative amounts), and
 commissions are rounded half-up to 8 decimals (see :mod:`ethbtc.sim.fees`).
 
-Orders: MARKET walks the synthetic book (:class:`~ethbtc.sim.market.BookModel`) level by level,
+Orders: MARKET walks the synthetic book (:class:`~ethbtc.sim.market.BookModel`,
+:func:`ethbtc.fillmodel.book_walk`, the backtest's taker fallback walks it too) level by level,
 one fill per level (several fills in a FULL reply, a volume-weighted average worse than the
 touch for an order larger than the touch); what the book cannot fill expires. LIMIT_MAKER is
 rejected when it would cross the book, else it rests with its funds locked and fills, as maker
 at its own price, up to the volume the replayed path trades through its price
 (:func:`ethbtc.fillmodel.resting_fill`; ``fill_on_touch`` counts trading at the price too).
-With ``partial_fill`` < 1 an order fills at most that share of its quantity per bar. LIMIT (GTC,
+With ``partial_fill`` < 1 an order fills at most that share of its quantity per bar (one rule,
+:func:`ethbtc.fillmodel.resting_fill_qty`, shared with the backtest; ``volume_fills`` turns the
+volume cap on or off independently of ``ideal_fills``). LIMIT (GTC,
 IOC, FOK) takes from the book up to its price when it crosses (FOK: all or nothing), then rests
 (GTC) or expires.
 
@@ -32,10 +35,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+import numpy as np
+
 from .. import fillmodel
 from . import apierrors
 from .fees import FeeSchedule
-from .market import Market
+from .market import Market, on_step
 from .rules import EIGHT, ZERO, SymbolRules, dec, floor_to, fmt
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
@@ -105,7 +110,7 @@ class Engine:
     def __init__(self, market: Market, rules: SymbolRules, fees: FeeSchedule,
                  balances: Mapping[str, object], *, slippage_bps: float = 0.0, partial_fill: float = 1.0,
                  fill_on_touch: bool = False, bnb_price: Callable[[int], Decimal | None] | None = None,
-                 ideal_fills: bool = False) -> None:
+                 ideal_fills: bool = False, volume_fills: bool | None = None) -> None:
         if not 0 < partial_fill <= 1:
             raise ValueError("partial_fill must be in (0, 1]")
         self.market = market
@@ -115,6 +120,8 @@ class Engine:
         self.partial_fill = partial_fill
         self.fill_on_touch = fill_on_touch
         self.ideal = ideal_fills
+        # the volume rule for resting orders: on with the depth book unless set (SPEC R22 v3 volume_fills)
+        self.volume_fills = (not ideal_fills) if volume_fills is None else volume_fills
         self._taken: dict[tuple[bool, Decimal], Decimal] = {}  # (bid side?, price) -> qty taken this bar
         self._taken_bar = -1
         self.bnb_price = bnb_price or (lambda _ms: None)
@@ -186,14 +193,15 @@ class Engine:
             self.pos = target
 
     def _fill_resting(self, order: Order, bar: int, time_ms: int) -> None:
+        """Fill what the partial-fill rule allows (:func:`ethbtc.fillmodel.resting_fill_qty`, the
+        backtest's rule too): ``partial_fill`` of the order per bar, the volume traded through its
+        price with the volume rule."""
         done = order.bar_fill[1] if order.bar_fill[0] == bar else ZERO
-        cap = order.orig_qty
-        if self.partial_fill < 1:
-            cap = max(floor_to(order.orig_qty * Decimal(str(self.partial_fill)), self.rules.step_size),
-                      self.rules.step_size)
-        qty = min(cap - done, order.remaining)
-        if not self.ideal:  # no more than the volume that traded through the order's price
-            qty = min(qty, floor_to(order.through, self.rules.step_size) - order.maker_qty)
+        step = self.rules.step_size
+        qty = on_step(fillmodel.resting_fill_qty(float(order.remaining), float(order.orig_qty), float(done),
+                                                 float(order.through), float(order.maker_qty), self.partial_fill,
+                                                 self.volume_fills, float(step)), step)
+        qty = min(qty, order.remaining)
         if qty <= 0:
             return
         order.bar_fill = (bar, done + qty)
@@ -215,21 +223,28 @@ class Engine:
 
     def _walk(self, buyer: bool, qty: Decimal | None, quote: Decimal | None,
               limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
-        """(price, qty) a taker gets from the book for ``qty`` (or ``quote`` to spend), up to ``limit``."""
-        step = self.rules.step_size
+        """(price, qty) a taker gets from the book for ``qty`` (or ``quote`` to spend), up to ``limit``:
+        :func:`ethbtc.fillmodel.book_walk`, the walk the backtest's taker fallback takes too."""
+        self.book(bids=not buyer)  # start the bar's taken-liquidity record afresh at a new bar
+        m, tick, step = self.market.book_model, self.rules.tick_size, self.rules.step_size
+        bid, ask = self.market.bid_ask(self.pos)
+        touch = ask if buyer else bid
+        levels = m.levels
+        if limit is not None:  # only the levels at or inside the limit price
+            levels = min(levels, max(math.floor((limit - ask if buyer else bid - limit) / tick) + 1, 0))
+        if levels <= 0:
+            return []
+        taken = np.array([float(self._taken.get((not buyer, touch + tick * k if buyer else touch - tick * k), ZERO))
+                          for k in range(levels)])
+        takes = fillmodel.book_walk(float(qty) if qty is not None else math.nan,
+                                    float(quote) if quote is not None else math.nan, buyer, float(touch / tick),
+                                    float(tick), float(self.market.book_top(self.pos)), m.growth, levels,
+                                    float(step), taken)
         out: list[tuple[Decimal, Decimal]] = []
-        for price, avail in self.book(bids=not buyer):
-            if limit is not None and (price > limit if buyer else price < limit):
-                break
-            if qty is not None:
-                take = min(avail, qty - sum((q for _, q in out), ZERO))
-            else:
-                assert quote is not None
-                spent = sum((quote_amount(p, q, True) for p, q in out), ZERO)
-                take = min(avail, floor_to((quote - spent) / price, step))
-            if take <= 0:
-                break
-            out.append((price, take))
+        for k, take in enumerate(takes):
+            q = on_step(take, step)
+            if q > 0:
+                out.append((touch + tick * k if buyer else touch - tick * k, q))
         return out
 
     def _take(self, order: Order, pieces: list[tuple[Decimal, Decimal]]) -> None:

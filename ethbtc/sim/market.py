@@ -35,6 +35,12 @@ from .rules import dec, floor_to
 CLOCK_MODES = ("manual", "speed", "realtime")
 
 
+def on_step(x: float, step: Decimal) -> Decimal:
+    """A float quantity of the shared fill model (:mod:`ethbtc.fillmodel`, on the lot grid up to float
+    noise) as the exact Decimal multiple of ``step``."""
+    return (Decimal(repr(float(x))) / step).quantize(Decimal(1)) * step
+
+
 def frame_of(candles: object) -> tuple[pd.DataFrame, int | None]:
     """Accept a ``Candles`` (``.df``/``.interval_minutes``) or a DataFrame indexed by open time."""
     df = getattr(candles, "df", candles)
@@ -224,19 +230,27 @@ class Market:
         self.book_qty = book_qty  # ideal fills: every level shows this much
         self.book_model = book or BookModel()
 
-    def levels(self, pos: float, buy_side: bool, ideal: bool = False) -> list[tuple[Decimal, Decimal]]:
-        """One side of the book, best first: bids (``buy_side``) or asks, (price, qty) per level."""
-        bid, ask = self.bid_ask(pos)
+    def book_top(self, pos: float) -> Decimal:
+        """Quantity at the touch of the depth book (:func:`ethbtc.fillmodel.book_top_qty`): from the
+        volume of the last COMPLETE bar before the one at ``pos`` (bar 0: its own)."""
         m = self.book_model
         i, _ = self.locate(pos)
         ref = float(self.series.v[i - 1] if i > 0 else self.series.v[0])
-        q0 = self.book_qty if ideal else max(floor_to(dec(ref * m.top_share), self.step), m.min_top_qty)
+        return on_step(fillmodel.book_top_qty(ref, m.top_share, float(m.min_top_qty), float(self.step)), self.step)
+
+    def levels(self, pos: float, buy_side: bool, ideal: bool = False) -> list[tuple[Decimal, Decimal]]:
+        """One side of the book, best first: bids (``buy_side``) or asks, (price, qty) per level
+        (:func:`ethbtc.fillmodel.book_level_qty`, the rule the backtest's taker fallback walks)."""
+        bid, ask = self.bid_ask(pos)
+        m = self.book_model
+        q0 = self.book_top(pos)
         out: list[tuple[Decimal, Decimal]] = []
         for k in range(m.levels):
             price = bid - self.tick * k if buy_side else ask + self.tick * k
             if price <= 0:
                 break
-            qty = q0 if ideal else floor_to(q0 * (1 + Decimal(str(m.growth)) * k), self.step)
+            qty = self.book_qty if ideal else on_step(
+                fillmodel.book_level_qty(float(q0), m.growth, k, float(self.step)), self.step)
             out.append((price, qty))
         return out
 
