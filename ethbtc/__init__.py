@@ -20,7 +20,7 @@ Where things live (each module states its purpose in its first lines):
 - ``reports``     -- console table, CSV, JSON and Excel outputs
 - ``htmlreport``  -- self-contained HTML reports (bokeh): backtest panels, search and pick pages
 - ``levels``      -- buy/sell levels in price terms and distances in bps (metrics, console)
-- ``metrics``     -- ``BotMetrics``: the bot's Prometheus metrics (README "Monitoring")
+- ``metrics``     -- ``BotMetrics``: the bot's Prometheus metrics (docs/monitoring.md)
 - ``health``      -- ``HealthState``: loop liveness behind /health
 - ``metrics_server`` -- /metrics + /health HTTP server thread; ``healthcheck`` -- Docker probe
 - ``logs``        -- logging setup for every script: --log-json, -v/-vv, secret redaction

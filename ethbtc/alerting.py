@@ -1,6 +1,6 @@
 """Notifications through Prometheus Alertmanager: its config from ``.env``, and per-trade notices.
 
-Alertmanager is the only router of everything the operator is told (README "Monitoring" >
+Alertmanager is the only router of everything the operator is told (docs/monitoring.md >
 "Alerts"): Prometheus fires the rules of ``grafana/alerts.yml`` at it, and the executor posts one
 ``EthbtcTrade`` alert per executed rebalance to its API (``--alertmanager-url`` /
 ``ALERTMANAGER_URL``), so Telegram, e-mail and webhook settings, grouping and silences live in
@@ -72,7 +72,7 @@ def render_config(base: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any
     if token or chat:
         if not (token and chat):
             raise UserError("set both TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID in .env (or neither to send no "
-                            "Telegram messages); README 'Alerts' shows how to get them")
+                            "Telegram messages); docs/monitoring.md 'Alerts' shows how to get them")
         if not re.fullmatch(r"-?\d{1,20}", chat):
             raise UserError(f"TELEGRAM_CHAT_ID must be a number such as 123456789 or -1001234567890, got {chat!r}")
         if not re.fullmatch(r"\d+:[\w-]+", token):

@@ -330,7 +330,7 @@ def parse_json_object(text: str, source: str) -> dict[str, Any]:
 
 
 def reference_markdown() -> str:
-    """The configuration reference table (README), generated from the schema so it cannot drift."""
+    """The configuration reference table (docs/configuration.md), generated from the schema so it cannot drift."""
     readers = {"strategy": "backtest, optimisers, live", "fees": "backtest, optimisers (live: real fees)",
                "execution": "live; backtest, optimisers: min trade, fill model (ttl_sec, taker_fallback, fill_model ...)", "risk": "backtest, optimisers, live"}
     lines = ["| key | section | default | allowed | meaning | read by |", "|---|---|---|---|---|---|"]

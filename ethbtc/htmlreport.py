@@ -13,7 +13,7 @@ the parameter search and the walk-forward pick.
 
 Long runs are decimated for display only (:func:`minmax_indices`: per pixel bucket the first
 minimum and maximum are kept, so no spike disappears); trade markers are never decimated.
-Why bokeh and not plotly: README "HTML reports". The builders take plain frames, so this
+Why bokeh and not plotly: docs/research.md "HTML reports". The builders take plain frames, so this
 module imports only the backtest layer below it (research code passes its tables in).
 """
 

@@ -4,7 +4,7 @@ The executor owns a ``BotMetrics`` and calls its methods from the bar loop; the 
 ``ethbtc.metrics_server`` exposes ``BotMetrics.registry`` on ``/metrics``. Every metric name
 starts with ``ethbtc_``, uses base units (seconds, ratios, BTC/ETH/BNB amounts), counters end
 in ``_total`` and labels only take values from small fixed sets (never ids or timestamps).
-The README's "Monitoring" section lists every metric; ``grafana/`` charts them.
+docs/monitoring.md lists every metric; ``grafana/`` charts them.
 """
 
 from __future__ import annotations

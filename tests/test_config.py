@@ -98,6 +98,6 @@ def test_to_json_round_trips(tmp_path):
 def test_readme_config_reference_is_generated_from_schema(root):
     from ethbtc.config import reference_markdown
 
-    text = (root / "README.md").read_text()
+    text = (root / "docs" / "configuration.md").read_text()
     block = text.split("<!-- config-reference:start -->\n")[1].split("<!-- config-reference:end -->")[0]
-    assert block == reference_markdown(), "README config reference is stale: run python -m ethbtc.config"
+    assert block == reference_markdown(), "docs/configuration.md reference is stale: paste the output of python -m ethbtc.config"

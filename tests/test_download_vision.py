@@ -311,4 +311,4 @@ def test_demo_and_readme_show_the_fetch_command(root: Path, monkeypatch: pytest.
     monkeypatch.setattr(demo, "ensure_sample", lambda: (Path("eth.csv"), Path("bnb.csv")))
     assert demo.main() == 0
     assert FETCH_COMMAND in capsys.readouterr().out
-    assert FETCH_COMMAND in (root / "README.md").read_text()
+    assert FETCH_COMMAND in (root / "docs" / "research.md").read_text()  # "1. Data", linked from the README

@@ -7,7 +7,7 @@ windows moved into the data, ``--n-random`` scaled down, 1h where the mirror lac
 test asserts what the manual promises: files exist and are well formed, the emitted config
 trades in its test window, the backtest of the pick runs.
 
-Translation table (manual command -> what happens now) is in README "Coming from the
+Translation table (manual command -> what happens now): docs/manuals.md "Coming from the
 operations manuals".
 """
 

@@ -1,5 +1,5 @@
-"""Every toolkit command in the README's shell blocks parses with that program's own parser,
-so the manual cannot drift from the flags (issue 8: "--help of every script ... matches the
+"""Every toolkit command in the shell blocks of the README and the docs/ pages parses with that
+program's own parser, so the manual cannot drift from the flags (issue 8: "--help of every script ... matches the
 README"). Commands of programs not in this checkout yet are skipped by name."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ PYTHON = re.compile(r"^(?:\.venv/bin/)?python3?$")
 
 
 def readme_commands() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # the manual as pages (issue 19)
+    text = "\n".join(p.read_text() for p in pages)
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():

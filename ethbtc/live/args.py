@@ -71,7 +71,7 @@ def build_parser() -> ArgumentParser:
     add_metrics_args(p)  # --metrics-port (9109, 0 = off), --metrics-addr
     p.add_argument("--alertmanager-url", default=env.get("ALERTMANAGER_URL") or "",
                    help="post one notice per executed trade to this Alertmanager, e.g. http://127.0.0.1:9093 "
-                        "(default: $ALERTMANAGER_URL; empty = no trade notices; README 'Alerts')")
+                        "(default: $ALERTMANAGER_URL; empty = no trade notices; docs/monitoring.md 'Alerts')")
     return p
 
 

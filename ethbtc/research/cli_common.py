@@ -83,7 +83,7 @@ def add_search_flags(p: argparse.ArgumentParser, n_default: int = 200) -> None:
     g.add_argument("--seed", type=number(int, 0), help="random seed >= 0; same seed, same trials (default: drawn and recorded)")
     g.add_argument("--sampler", choices=SAMPLERS, default="random",
                    help="random (default, reproducible), tpe, or cmaes for a focused second stage around --config")
-    g.add_argument("--search-space", metavar="FILE.json", help="override the default search space (see README)")
+    g.add_argument("--search-space", metavar="FILE.json", help="override the default search space (see docs/research.md)")
     g.add_argument("--focus", type=float, metavar="W",
                    help="narrow every range to W (fraction of its width) around --config's values and fix choices "
                         "(default 0.2 with --sampler cmaes)")
