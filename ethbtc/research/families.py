@@ -193,7 +193,7 @@ def decimal_places(value: float, flag: str) -> tuple[float, str | None]:
     return value, None
 
 
-COARSE = FamilyRules(96, 720.0, 0.02, 0.25)  # the coarsest buckets auto-coarsening goes to (README quick start)
+COARSE = FamilyRules(96, 720.0, 0.02, 0.25)  # the coarsest buckets auto-coarsening goes to (docs/research.md, the 200-trial quick start)
 COARSEN_STEPS = 8
 
 
