@@ -44,6 +44,6 @@ USER 1000:1000
 VOLUME ["/data"]
 EXPOSE 9109
 HEALTHCHECK --interval=60s --timeout=10s --start-period=180s --retries=3 \
-    CMD ["python", "-m", "ethbtc.healthcheck"]
+    CMD ["python", "-m", "ethbtc.monitoring.healthcheck"]
 ENTRYPOINT ["python", "-m", "ethbtc.entrypoint"]
 CMD ["--params", "configs/prod_live.json"]

@@ -23,7 +23,7 @@ test: $(STAMP)
 # debootstrap when missing; stand-in base images when no registry answers; cleans up after itself).
 # Where containers cannot run it says why and fails, unless IMAGE_TEST=skip.
 image-test: $(STAMP)
-	$(PY) -m tests.image_env
+	$(PY) -m tests.support.image_env
 
 # Long runs (issue 9): every hardening case as a subprocess, ~50 MB inputs, thousands of
 # hypothesis examples per fuzz test (failures saved in .hypothesis-fuzz/ and replayed first).
@@ -33,7 +33,7 @@ soak: $(STAMP)
 # Issue 9 figures: fault replay, chaos kill -9, secret hygiene, RSS/fd soak in one table
 # (short sizes, ~2 minutes; REPORT_ARGS=--long for the make-soak sizes).
 reliability-report: $(STAMP)
-	$(PY) -m tests.reliability_report $(REPORT_ARGS)
+	$(PY) -m tests.support.reliability_report $(REPORT_ARGS)
 
 # Mutation testing (issue 22): cosmic-ray over the money-critical modules, each against the fast
 # tests of its own area, in a scratch copy (out/mutation/work). Report: out/mutation/report.md.
@@ -41,7 +41,7 @@ reliability-report: $(STAMP)
 # MUTATION_ARGS=--numbers also mutates number literals, --retest-survivors re-runs only survivors.
 MODULES ?= kernel indicators config orders engine filters scoring overfit
 mutation: $(STAMP)
-	nice -n 15 $(PY) -m tests.mutation_run --modules "$(MODULES)" $(MUTATION_ARGS)
+	nice -n 15 $(PY) -m tests.support.mutation_run --modules "$(MODULES)" $(MUTATION_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -9,7 +9,7 @@ Used by the live executor at ``-v`` and runnable on its own::
 Importable: ``render(close, buy_level, sell_level, closes, width)`` returns the lines as one
 string. Every line fits ``width`` (default: the terminal's), NaN levels (indicator warm-up)
 and a missing price are shown as such, and ``ascii_only`` avoids Unicode for plain terminals.
-Distances are ``ethbtc.levels.distance_bps``: the move from the price to each level in bps.
+Distances are ``ethbtc.monitoring.levels.distance_bps``: the move from the price to each level in bps.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from ethbtc.cli import ArgumentParser, run_main
-from ethbtc.levels import distance_bps, price_levels
+from ethbtc.monitoring.levels import distance_bps, price_levels
 
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"
 SPARK_ASCII = "_.:-=+*#"

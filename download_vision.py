@@ -22,7 +22,7 @@ from ethbtc.endpoints import VISION_ARCHIVE_URL as DEFAULT_BASE_URL
 from ethbtc.errors import UserError
 
 if TYPE_CHECKING:  # pandas/requests load after parsing (``--help`` stays instant)
-    from ethbtc.vision_download import IntervalResult
+    from ethbtc.data.vision_download import IntervalResult
 
 CACHE_DIR = "vision_cache"
 
@@ -48,10 +48,10 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ethbtc.httpfetch import Fetcher
-    from ethbtc.klines import write_klines
-    from ethbtc.vision import ArchiveCache, check_symbol, parse_range, vision_interval
-    from ethbtc.vision_download import check_all_found, download
+    from ethbtc.data.httpfetch import Fetcher
+    from ethbtc.data.klines import write_klines
+    from ethbtc.data.vision import ArchiveCache, check_symbol, parse_range, vision_interval
+    from ethbtc.data.vision_download import check_all_found, download
 
     symbol = check_symbol(args.symbol)
     intervals = list(dict.fromkeys(vision_interval(t) for a in args.intervals for t in a.split(",") if t.strip()))

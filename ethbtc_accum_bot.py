@@ -25,7 +25,7 @@ from ethbtc.fileio import check_outputs
 if TYPE_CHECKING:
     from ethbtc.backtest import BacktestResult
     from ethbtc.config import Config
-    from ethbtc.data import Candles
+    from ethbtc.data.candles import Candles
     from ethbtc.strategy import Decision, EthBtcStrategy
 
 __all__ = ["EthBtcStrategy", "Decision", "main"]
@@ -104,7 +104,7 @@ def _overrides(args: argparse.Namespace, strategy_knobs: bool) -> dict[str, Any]
 
 
 def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles | None]:
-    from ethbtc.data import load_candles
+    from ethbtc.data.candles import load_candles
 
     candles = load_candles(args.data, cfg.bar_minutes())
     for line in candles.report.warnings():
@@ -116,7 +116,7 @@ def load_inputs(args: argparse.Namespace, cfg: Config) -> tuple[Candles, Candles
 def cmd_backtest(args: argparse.Namespace) -> int:
     from ethbtc.backtest import run_backtest
     from ethbtc.config import load_config
-    from ethbtc.data import Candles
+    from ethbtc.data.candles import Candles
     from ethbtc.reports import fmt_summary
 
     check_outputs(args.out, args.trades_out, args.json_out, args.excel_out, args.html_out)
@@ -275,8 +275,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
     from ethbtc.backtest import run_backtest
     from ethbtc.config import build_config
-    from ethbtc.data import Candles, load_candles
-    from ethbtc.sample import ensure_sample
+    from ethbtc.data.candles import Candles, load_candles
+    from ethbtc.data.sample import ensure_sample
 
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ from ethbtc.research import cli_common as C
 from ethbtc.research import scoring
 
 if TYPE_CHECKING:  # pandas/numba/Optuna load after parsing (``--help`` stays instant)
-    from ethbtc.data import Candles
+    from ethbtc.data.candles import Candles
 
 SHOW = ["interval", "trial", "trend_kind", "trend_lookback", "lookback_hours", "vol_window", "step_allocation",
         "train_final_btc", "test_final_btc", "test_turns", "robust_score"]
@@ -56,8 +56,8 @@ def build_parser() -> ArgumentParser:
 
 
 def load_intervals(args: argparse.Namespace) -> list[Candles]:
+    from ethbtc.data.timeframes import interval_minutes
     from ethbtc.research.intervals import resample
-    from ethbtc.timeframes import interval_minutes
 
     sets: list[Candles] = []
     for path in args.data:
@@ -84,11 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pandas as pd
 
     from ethbtc.config import build_config
-    from ethbtc.data import load_candles
+    from ethbtc.data.candles import load_candles
+    from ethbtc.data.timeframes import interval_minutes
     from ethbtc.research.intervals import Scaler
     from ethbtc.research.runner import Job, run_job
     from ethbtc.research.trials import emit_config, row_params, write_csv, write_excel
-    from ethbtc.timeframes import interval_minutes
 
     C.check_search_flags(args)
     check_outputs(args.out, args.excel_out, args.out_dir and Path(args.out_dir) / "best_check.json")

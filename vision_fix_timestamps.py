@@ -25,7 +25,7 @@ from ethbtc.fileio import check_writable
 if TYPE_CHECKING:  # pandas loads after parsing (``--help`` stays instant)
     import pandas as pd
 
-    from ethbtc.klines import Cleanup
+    from ethbtc.data.klines import Cleanup
 
 
 def build_parser() -> ArgumentParser:
@@ -47,8 +47,8 @@ def read_any(src: Path, cleanup: Cleanup) -> tuple[pd.DataFrame, str]:
     import numpy as np
     import pandas as pd
 
-    from ethbtc.data import read_ohlcv_ms
-    from ethbtc.klines import KLINE_COLUMNS, read_klines
+    from ethbtc.data.candles import read_ohlcv_ms
+    from ethbtc.data.klines import KLINE_COLUMNS, read_klines
 
     if src.suffix.lower() != ".json":
         try:
@@ -73,7 +73,7 @@ def read_any(src: Path, cleanup: Cleanup) -> tuple[pd.DataFrame, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ethbtc.klines import (  # pandas loads after parsing (``--help`` stays instant)
+    from ethbtc.data.klines import (  # pandas loads after parsing (``--help`` stays instant)
         Cleanup,
         align_to_grid,
         fill_gaps,
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sort_dedupe,
         write_klines,
     )
-    from ethbtc.timeframes import interval_minutes
+    from ethbtc.data.timeframes import interval_minutes
 
     given = interval_minutes(args.freq) * 60_000 if args.freq else None
     check_writable(args.out)

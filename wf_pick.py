@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the modules below load pandas/numba/Optuna: imported where 
     import pandas as pd
 
     from ethbtc.config import Config
-    from ethbtc.data import Candles
+    from ethbtc.data.candles import Candles
     from ethbtc.research import families as F
 
 DAYS = number(float, 0, 36_500, above=True)  # fold lengths; 1e300 days overflowed pandas' Timedelta

@@ -83,14 +83,14 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tup
 
 # --- data ---------------------------------------------------------------------------------------
 def write_sample_csv(path: Path, n_bars: int, seed: int) -> None:
-    from ethbtc.sample import generate, write_csv
+    from ethbtc.data.sample import generate, write_csv
 
     write_csv(generate(n_bars, 15, seed=seed, gaps=0), path)
 
 
 def load_frame(path: Path) -> pd.DataFrame:
     """The candles exactly as the CLI sees them (same loader, same CSV rounding)."""
-    from ethbtc.data import load_candles
+    from ethbtc.data.candles import load_candles
 
     return load_candles(path, 15).df
 
@@ -271,7 +271,7 @@ t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 import pandas as pd
 from ethbtc.config import build_config
-from ethbtc.sample import generate
+from ethbtc.data.sample import generate
 from ethbtc.strategy import EthBtcStrategy
 t_import = time.perf_counter() - t0
 raw = generate(2000, 15, seed=1, gaps=0)

@@ -6,7 +6,7 @@
    way), raw and min/max-decimated (:func:`ethbtc.htmlreport.minmax_indices`): file size and the
    time until the page has drawn, in headless Chromium. plotly is not a project dependency:
    ``pip install plotly`` to include it (skipped otherwise).
-2. The project's three reports on the generated 5-year 15m sample (``ethbtc.sample``): the
+2. The project's three reports on the generated 5-year 15m sample (``ethbtc.data.sample``): the
    backtest report, the optimizer_cli report and the wf_pick --walk-forward report, written by
    the real commands: size, and median time until drawn over ``--repeat`` loads.
 
@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ethbtc.data.sample import ensure_sample  # noqa: E402
 from ethbtc.htmlreport import minmax_indices  # noqa: E402
-from ethbtc.sample import ensure_sample  # noqa: E402
-from tests.browser import Chromium  # noqa: E402
-from tests.html_probe import BOKEH_READY  # noqa: E402
+from tests.support.browser import Chromium  # noqa: E402
+from tests.support.html_probe import BOKEH_READY  # noqa: E402
 
 N_BARS = 175_200
 PLOTLY_READY = ("document.querySelectorAll('.js-plotly-plot').length > 0 && [...document.querySelectorAll("

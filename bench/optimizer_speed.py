@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: optimizer_cli.py and wf_pick.py --walk-forward end to end vs the bare compiled evaluation.
 
-Generates 5 years of 15m candles (175,200 bars, ethbtc.sample.generate), runs
+Generates 5 years of 15m candles (175,200 bars, ethbtc.data.sample.generate), runs
 ``optimizer_cli.py --n-random 1000`` as a subprocess (start-up, data loading, Optuna,
 indicators, workers and CSV output included) with default settings, then re-runs exactly
 the trials it wrote in this one process, timing (CPU) only
@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from ethbtc.config import build_config  # noqa: E402
-from ethbtc.data import load_candles  # noqa: E402
+from ethbtc.data.candles import load_candles  # noqa: E402
+from ethbtc.data.sample import generate, write_csv  # noqa: E402
 from ethbtc.research.trials import row_params  # noqa: E402
-from ethbtc.sample import generate, write_csv  # noqa: E402
 from ethbtc.search import Window, evaluate, evaluate_batch, sample  # noqa: E402
 from ethbtc.strategy import EthBtcStrategy  # noqa: E402
 

@@ -5,7 +5,7 @@ Runs a fixed set of backtests, indicator computations and optimiser trial evalua
 code of two source trees (e.g. ``main`` and this branch), each in its own interpreter, and
 compares every per-bar column, trade, summary figure and trial metric:
 
-* 5 years of generated 15m bars (``ethbtc.sample.generate(175200, 15, seed=2024, gaps=0)``)
+* 5 years of generated 15m bars (``ethbtc.data.sample.generate(175200, 15, seed=2024, gaps=0)``)
   with ``configs/prod_live.json`` and 6 random strategy configs (``ethbtc.search.sample``), each
   with the default ``intrabar`` fill model and again with ``next_open`` (SPEC R22), and the
   production config with ``taker_fallback``;
@@ -42,13 +42,13 @@ def snapshot(tree: Path, out: Path, quick: bool) -> None:
 
     from ethbtc.backtest import run_backtest
     from ethbtc.config import build_config, load_config
-    from ethbtc.data import load_candles
+    from ethbtc.data.candles import load_candles
+    from ethbtc.data.sample import generate, write_csv
     from ethbtc.indicators import compute
     from ethbtc.research import pool
     from ethbtc.research.runner import Job, prepare_windows
     from ethbtc.research.scoring import Penalties
     from ethbtc.research.space import default_space
-    from ethbtc.sample import generate, write_csv
     from ethbtc.search import sample
 
     snap: dict[str, Any] = {}

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import kernel as K
 from .config import Config
-from .data import Candles, align_series
+from .data.candles import Candles, align_series
 from .errors import DataError
 from .strategy import EthBtcStrategy, RunArrays
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .data.timeframes import interval_minutes
 from .errors import ConfigError, UserError
-from .timeframes import interval_minutes
 
 Fee = Field(ge=0.0, le=0.01)
 MAX_BARS = 1_000_000  # lookback/window cap: larger values are typos, and overflow the kernel's C integers

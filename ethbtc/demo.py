@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .sample import ensure_sample
-from .vision import FETCH_HINT
+from .data.sample import ensure_sample
+from .data.vision import FETCH_HINT
 
 OUT = Path("out/demo")
 HTML_REPORTS = [OUT / "backtest_report.html", OUT / "search_report.html", OUT / "pick_report.html"]

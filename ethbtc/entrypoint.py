@@ -31,9 +31,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "optimize": ("ethbtc_accum_bot.py", "optimize"),
     "selftest": ("ethbtc_accum_bot.py", "selftest"),
     "sim": ("-m", "ethbtc.sim"),
-    "sample": ("-m", "ethbtc.sample"),
-    "healthcheck": ("-m", "ethbtc.healthcheck"),
-    "alerting": ("-m", "ethbtc.alerting"),
+    "sample": ("-m", "ethbtc.data.sample"),
+    "healthcheck": ("-m", "ethbtc.monitoring.healthcheck"),
+    "alerting": ("-m", "ethbtc.monitoring.alerting"),
 }
 _MAIN_GUARD = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.MULTILINE)
 

@@ -2,7 +2,7 @@
 the parameter search and the walk-forward pick.
 
 * :func:`backtest_report` -- linked panels on one time axis: ETH/BTC close with the trend and
-  the entry/exit price levels (SPEC R12/R13, :mod:`ethbtc.levels`) and every fill; ETH weight
+  the entry/exit price levels (SPEC R12/R13, :mod:`ethbtc.monitoring.levels`) and every fill; ETH weight
   (target w*, desired, held); wealth in BTC against BTC-HODL and ETH-HODL (log toggle) with
   the drawdown; the reason of every bar and the regime gate; the R29 summary labelled
   in-sample/out-of-sample, the effective config and the data's gap report.
@@ -45,9 +45,9 @@ from bokeh.resources import INLINE
 
 from .backtest import BacktestResult, drawdown
 from .config import StrategyParams
-from .data import DataReport
+from .data.candles import DataReport
 from .fileio import atomic_write_text
-from .levels import price_levels
+from .monitoring.levels import price_levels
 
 BUCKETS = 1600  # display buckets across the time axis (about one per pixel of a wide screen)
 REASON_COLORS = {  # kernel.REASONS

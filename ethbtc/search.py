@@ -32,7 +32,7 @@ from . import indicators as I
 from . import kernel as K
 from .backtest import build_result, fee_model
 from .config import Config
-from .data import Candles
+from .data.candles import Candles
 from .strategy import EthBtcStrategy, KernelInputs, RunArrays, RunBuffers, finite_bnb_wallet
 
 # name -> ("int", lo, hi) | ("float", lo, hi) | ("choice", [values]) | ("fixed", value)

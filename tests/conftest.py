@@ -17,7 +17,7 @@ SHARED_DATA = Path(os.environ.get("ETHBTC_SHARED_DATA", ROOT.parent / "shared" /
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest_plugins = ["tests.sim_fixtures"]  # paper-exchange fixtures: sim, sim_client, sim_factory
+pytest_plugins = ["tests.support.sim_fixtures"]  # paper-exchange fixtures: sim, sim_client, sim_factory
 
 # Hypothesis profiles. `ci` (default): derandomized, so every run draws the same examples and a
 # failure reproduces; `soak` (make soak, HYPOTHESIS_PROFILE=soak): many more random examples, with

@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..alerting import TradeNotifier, check_alertmanager_url
 from ..config import Config, load_config
+from ..data.timeframes import binance_interval, interval_minutes
 from ..errors import UserError
 from ..fileio import check_outputs
-from ..health import HealthState
-from ..logs import setup_logging_from_args
-from ..metrics import BotMetrics
-from ..metrics_server import start_from_args
+from ..monitoring.alerting import TradeNotifier, check_alertmanager_url
+from ..monitoring.health import HealthState
+from ..monitoring.logs import setup_logging_from_args
+from ..monitoring.metrics import BotMetrics
+from ..monitoring.metrics_server import start_from_args
 from ..strategy import EthBtcStrategy
-from ..timeframes import binance_interval, interval_minutes
 from .args import MODES, build_parser, load_env
 from .console import heartbeat, summary
 from .engine import Engine, EngineOptions

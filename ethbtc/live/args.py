@@ -13,8 +13,8 @@ import os
 from dotenv import load_dotenv
 
 from ..cli import ArgumentParser
-from ..logs import add_log_args
-from ..metrics_server import add_metrics_args
+from ..monitoring.logs import add_log_args
+from ..monitoring.metrics_server import add_metrics_args
 
 MODES = ("dry", "testnet", "live")
 

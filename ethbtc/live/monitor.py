@@ -1,8 +1,8 @@
 """Observability of the running executor: Prometheus metrics, /health, and the -v level bar.
 
 :class:`Monitor` listens to the engine's hooks (bar decided, loop tick, error, order final,
-fill, REST request) and feeds :class:`~ethbtc.metrics.BotMetrics` and
-:class:`~ethbtc.health.HealthState`, which ``ethbtc.metrics_server`` serves on one port
+fill, REST request) and feeds :class:`~ethbtc.monitoring.metrics.BotMetrics` and
+:class:`~ethbtc.monitoring.health.HealthState`, which ``ethbtc.monitoring.metrics_server`` serves on one port
 (default 9109). At ``-v`` each decided bar also prints the ASCII level bar (price between the
 buy and sell levels, with a sparkline of recent closes).
 """
@@ -15,11 +15,11 @@ from decimal import Decimal
 from typing import IO, Any
 
 from .. import __version__
-from ..alerting import TradeNotice, TradeNotifier
-from ..health import HealthState
 from ..kernel import S_DAILY_PAUSED, S_DAY_START, S_MAXDD_HIT, S_PEAK
-from ..levels import price_levels
-from ..metrics import BotMetrics
+from ..monitoring.alerting import TradeNotice, TradeNotifier
+from ..monitoring.health import HealthState
+from ..monitoring.levels import price_levels
+from ..monitoring.metrics import BotMetrics
 from .engine import BarReport, Engine
 from .exchange import Fill, OrderInfo
 from .state import utc_iso

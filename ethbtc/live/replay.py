@@ -28,14 +28,14 @@ import pandas as pd
 from ..backtest import run_backtest
 from ..cli import ArgumentParser, run_main
 from ..config import Config, load_config
-from ..data import Candles, load_candles
+from ..data.candles import Candles, load_candles
+from ..data.timeframes import binance_interval
 from ..fileio import atomic_write_text
 from ..fillmodel import clock_pos
 from ..sim import SimServer, SymbolRules, serve_sim
 from ..sim.limits import LimitConfig
 from ..sim.market import BookModel
 from ..strategy import EthBtcStrategy
-from ..timeframes import binance_interval
 from .engine import BarReport, Engine, EngineOptions
 from .exchange import Exchange, RetryPolicy
 from .filters import floor_step

@@ -16,7 +16,7 @@ from . import SAMPLERS, scoring
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..data import Candles
+    from ..data.candles import Candles
     from .optuna_search import EarlyStop
     from .space import Space
 
@@ -161,7 +161,7 @@ def warn_outside(candles: Candles, spans: dict[str, tuple[str | None, str | None
 
 
 def load_data(path: str, interval: int | None, bnb_path: str | None = None) -> tuple[Candles, Candles | None]:
-    from ..data import load_candles
+    from ..data.candles import load_candles
 
     candles = load_candles(path, interval)
     for line in candles.report.warnings():

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import Candles, DataReport, _fill_report
+from ..data.candles import Candles, DataReport, _fill_report
 from ..errors import DataError
 
 

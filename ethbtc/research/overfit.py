@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
-from ..data import Candles
+from ..data.candles import Candles
 from ..errors import UserError
 from ..search import Window, wealth_path
 

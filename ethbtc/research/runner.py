@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..backtest import prepare_bnb
 from ..config import Config
-from ..data import Candles
+from ..data.candles import Candles
 from ..errors import DataError
 from ..search import Window, evaluate_batch
 from ..strategy import finite_bnb_wallet

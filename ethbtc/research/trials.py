@@ -19,10 +19,10 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from ..config import Config, StrategyParams, build_config
+from ..data.timeframes import binance_interval
 from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text
 from ..kernel import SPEC_VERSION
-from ..timeframes import binance_interval
 from .pool import METRICS
 
 PARAM_COLUMNS = [k for k in StrategyParams.model_fields if k != "bar_interval_minutes"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..backtest import prepare_bnb
 from ..config import Config, build_config
-from ..data import Candles
+from ..data.candles import Candles
 from ..errors import UserError
 from ..search import Window, wealth_path
 from ..strategy import EthBtcStrategy

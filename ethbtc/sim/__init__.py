@@ -1,7 +1,7 @@
 """Paper exchange: a local Binance Spot REST simulator replaying historical candles.
 
 ``binance-connector`` pointed at ``base_url`` cannot tell it from Binance for the subset the
-bot uses (``tests/test_sim_conformance.py`` checks it through ccxt against Binance's docs).
+bot uses (``tests/sim/test_sim_conformance.py`` checks it through ccxt against Binance's docs).
 Modules: ``market`` (replay clock, one time line, synthetic book, klines, trade tape; the intrabar
 path and resting-order rule are :mod:`ethbtc.fillmodel`, shared with the backtest kernel), ``engine``
 (orders, balances, fills, ledger), ``fees``, ``rules`` (filters, exchangeInfo), ``rest``

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 import pandas as pd
 
 from ..cli import ArgumentParser, number, run_main
-from ..data import load_candles
+from ..data.candles import load_candles
 from ..errors import UserError
 from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..timeframes import binance_interval
+from ..data.timeframes import binance_interval
 from . import apierrors
 from .apierrors import ApiError
 from .engine import Engine, Order
