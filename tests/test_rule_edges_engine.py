@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ethbtc.sim import SimServer
 from tests.live_harness import active_config, drive, fast_dir, make_engine
 
 _ = fast_dir
+Factory = Callable[..., SimServer]
 BAR_MS = 15 * 60_000
 
 
@@ -154,3 +156,20 @@ def test_r31_start_cancels_our_stray_open_orders_and_leaves_foreign_ones(sim: Si
     assert {o.client_id for o in engine.market.open_orders()} == {ours, foreign}
     make_engine(sim, active_config(), fast_dir).start()
     assert [o.client_id for o in engine.market.open_orders()] == [foreign]
+
+
+@pytest.mark.parametrize(("bnb", "in_bnb", "extra"), [("2", True, 0.01), ("2", False, 0.0), ("0", True, 0.0)])
+def test_r23_the_bnb_fee_wallet_counts_in_risk_wealth_only_when_fees_are_paid_in_bnb(
+        sim_factory: Factory, fast_dir: Path, bnb: str, in_bnb: bool, extra: float) -> None:
+    """SPEC R18/R23: with fees paid in BNB, the BNB wallet at the BNBBTC price is part of the
+    wealth the risk rules measure; without BNB or with fees in the traded asset it adds nothing.
+    The paper exchange lists one symbol, so BNBBTC's last price is given here (0.005 BTC)."""
+    sim = sim_factory(balances={"BTC": "1", "ETH": "0", "BNB": bnb})
+    engine = make_engine(sim, active_config(pay_fees_in_bnb=in_bnb), fast_dir)
+    real = engine.market.last_price
+    engine.market.last_price = lambda symbol=None: (  # type: ignore[method-assign]
+        Decimal("0.005") if symbol == "BNBBTC" else real(symbol))
+    engine.start()
+    assert engine._extra_wealth(engine.account.balances()) == pytest.approx(extra, abs=1e-15)
+    engine.market.last_price = real  # type: ignore[method-assign]  # the sim has no BNBBTC: not priced
+    assert engine._extra_wealth(engine.account.balances()) == 0.0
