@@ -140,7 +140,7 @@ def test_r31_catch_up_saves_the_last_missed_bar_before_acting_on_the_newest(
     assert [r.catchup for r in reports] == [True] * 5 + [False]
     assert saved[0] == newest - BAR_MS  # the catch-up save: the last missed bar
     assert saved[-1] == newest
-    assert f"acting on {utc_iso(newest)}" in caplog.text
+    assert f"through 5 missed bars without orders, acting on {utc_iso(newest)}" in caplog.text
 
 
 def test_r31_start_cancels_our_stray_open_orders_and_leaves_foreign_ones(sim: SimServer, fast_dir: Path) -> None:
@@ -173,3 +173,51 @@ def test_r23_the_bnb_fee_wallet_counts_in_risk_wealth_only_when_fees_are_paid_in
     assert engine._extra_wealth(engine.account.balances()) == pytest.approx(extra, abs=1e-15)
     engine.market.last_price = real  # type: ignore[method-assign]  # the sim has no BNBBTC: not priced
     assert engine._extra_wealth(engine.account.balances()) == 0.0
+
+
+def test_holdings_are_free_plus_locked_even_before_start(sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R18: the holdings are free + locked of each asset (an order resting at a crash still
+    counts); the engine can value an account before start() has loaded the filters."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    bal = {"BTC": (Decimal("0.25"), Decimal("0.5")), "ETH": (Decimal("2"), Decimal("0.125")), "BNB": (Decimal(1), 0)}
+    assert engine.holdings(bal) == (0.75, 2.125)  # type: ignore[arg-type]
+    assert engine.holdings({}) == (0.0, 0.0)
+
+
+def test_start_logs_each_balance_the_operators_look_for(sim_factory: Factory, fast_dir: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The v3 manual's start-up line: every asset's free (and locked) balance and the wealth."""
+    sim = sim_factory(balances={"BTC": "0.5", "ETH": "3", "BNB": "1.5"})
+    engine = make_engine(sim, active_config(), fast_dir)
+    with caplog.at_level("INFO", logger="ethbtc.live"):
+        engine.start()
+    line = next(r.getMessage() for r in caplog.records if "[BALANCE]" in r.getMessage())
+    assert "ETH 3 free, BTC 0.5 free, BNB 1.5 free; wealth" in line
+
+
+def test_run_stops_after_exactly_max_bars_decisions(sim: SimServer, fast_dir: Path) -> None:
+    """``--max-bars N``: the loop decides N bars and stops (not N + 1)."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.opts.max_bars = 3
+    engine.opts.poll_sec = 10_000.0  # each wait runs to the next close (the sim clock jumps there)
+    engine.start()
+    engine.run()
+    assert engine.bars_this_run == 3 and engine.state is not None and engine.state.bars_decided == 3
+
+
+def test_r31_restart_journals_a_decision_the_journal_lacks_and_never_twice(sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R31: a crash between the state save and the journal row leaves the decision in the
+    state only; the next start appends it -- also to a journal that was lost entirely -- and a
+    start with the journal up to date appends nothing."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.start()
+    drive(sim, engine, 2)
+    journal = fast_dir / "decisions_log.csv"
+    rows = journal.read_text().splitlines()
+    assert len(rows) == 3  # header + 2 bars
+    make_engine(sim, active_config(), fast_dir).start()
+    assert journal.read_text().splitlines() == rows  # up to date: nothing appended
+    journal.unlink()  # the journal lost: the last decision comes back from the state
+    make_engine(sim, active_config(), fast_dir).start()
+    again = journal.read_text().splitlines()
+    assert len(again) == 2 and again[1] == rows[2]
