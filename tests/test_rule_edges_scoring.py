@@ -106,3 +106,14 @@ def test_a_full_tie_goes_to_the_lower_trial_number() -> None:
     assert scoring.select_best(df, 1.0) == 11
     assert scoring.select_best(df.iloc[::-1], 1.0) == 11
     assert scoring.select_best(df.assign(test_turns=[4, 4, 3]), 1.0) == 12  # fewer turns first
+
+
+def test_a_term_exactly_ten_times_the_spread_decides_alone() -> None:
+    """The dominance line is drawn at DOMINANCE (10) x the spread, inclusive: finals 1.0/1.5
+    (spread exactly 0.25) and a turns term of exactly 2.5 warn; a hair below does not."""
+    assert scoring.DOMINANCE == 10.0
+    df = _two_groups([1.0, 1.0, 1.5, 1.5], []).assign(test_turns=1)
+    at = scoring.Penalties(lambda_turns=2.5, turns_scale=1, gap_penalty=0, lambda_fees=0, lambda_turnover=0)
+    below = scoring.Penalties(lambda_turns=2.4999999, turns_scale=1, gap_penalty=0, lambda_fees=0, lambda_turnover=0)
+    assert len(scoring.dominance_warnings(scoring.add_scores(df, at), at, 1.0)) == 1
+    assert scoring.dominance_warnings(scoring.add_scores(df, below), below, 1.0) == []
