@@ -117,3 +117,13 @@ def test_a_term_exactly_ten_times_the_spread_decides_alone() -> None:
     below = scoring.Penalties(lambda_turns=2.4999999, turns_scale=1, gap_penalty=0, lambda_fees=0, lambda_turnover=0)
     assert len(scoring.dominance_warnings(scoring.add_scores(df, at), at, 1.0)) == 1
     assert scoring.dominance_warnings(scoring.add_scores(df, below), below, 1.0) == []
+
+
+def test_penalties_cannot_be_changed_after_validation() -> None:
+    """Checked once on creation, so immutable: a negative lambda cannot be assigned later."""
+    import dataclasses
+
+    pen = scoring.Penalties()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pen.lambda_fees = -1.0  # type: ignore[misc]
+    assert pen.as_dict()["lambda_fees"] == 0.5
