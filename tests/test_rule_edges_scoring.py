@@ -127,3 +127,12 @@ def test_penalties_cannot_be_changed_after_validation() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         pen.lambda_fees = -1.0  # type: ignore[misc]
     assert pen.as_dict()["lambda_fees"] == 0.5
+
+
+def test_three_trading_trials_are_enough_to_warn() -> None:
+    """A spread needs at least three trading trials: with exactly three a dominating term is
+    named; with two there is no warning."""
+    pen = scoring.Penalties(lambda_turns=5.0, turns_scale=1, gap_penalty=0, lambda_fees=0, lambda_turnover=0)
+    three = scoring.add_scores(_two_groups([1.0, 1.1, 1.2], []), pen)
+    assert len(scoring.dominance_warnings(three, pen, 1.0)) == 1
+    assert scoring.dominance_warnings(three.head(2), pen, 1.0) == []
