@@ -1,0 +1,51 @@
+"""The edges of the configuration (issue 22, survivors of ``make mutation`` over
+``ethbtc/config.py``): the fee rate without a BNBBTC series (SPEC R23), the R17 range edges at
+equality, and the one-line messages for bad keys (SPEC section 6).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ethbtc.config import FeeParams, build_config, load_config, strip_json_comments
+from ethbtc.errors import ConfigError
+
+
+@pytest.mark.parametrize(("in_bnb", "rates"), [(True, (0.00075, 0.0015)), (False, (0.001, 0.002))])
+def test_r23_without_a_bnb_series_the_discount_applies_exactly_when_fees_are_paid_in_bnb(
+        in_bnb: bool, rates: tuple[float, float]) -> None:
+    """SPEC R23: d = 1 - bnb_discount when fees are paid in BNB, else 1 (maker and taker alike)."""
+    fees = FeeParams(maker_fee=0.001, taker_fee=0.002, bnb_discount=0.25, pay_fees_in_bnb=in_bnb)
+    assert fees.rates_without_bnb_series() == pytest.approx(rates, rel=1e-15)
+
+
+def test_a_key_with_control_characters_is_named_escaped_and_readable() -> None:
+    """SPEC section 6: an unknown key is named in one line; control characters are escaped
+    (never printed raw into a terminal), other characters such as accents stay as typed."""
+    with pytest.raises(ConfigError) as err:
+        build_config({"clé\x07": 1})
+    msg = str(err.value)
+    assert "'clé\\u0007'" in msg and "\n" not in msg and "\x07" not in msg
+
+
+def test_parameters_from_a_trials_table_build_a_config() -> None:
+    """Optimiser trial rows come back from CSV/pandas as floats and numpy scalars (192.0,
+    np.int64(96)): built from a mapping, they are whole numbers and accepted; only JSON files
+    are read strictly (SPEC section 6: one config flows from optimiser to backtest)."""
+    cfg = build_config({"trend_lookback": 192.0, "vol_window": np.int64(96), "gate_window_days": np.float64(7.0)})
+    assert (cfg.strategy.trend_lookback, cfg.strategy.vol_window, cfg.strategy.gate_window_days) == (192, 96, 7)
+    assert isinstance(cfg.strategy.trend_lookback, int)
+
+
+def test_comment_markers_and_escaped_quotes_inside_strings_are_text(tmp_path: Path) -> None:
+    """SPEC section 6: `//` comments are accepted, but `//` and escaped quotes inside a string
+    are part of the string, and everything after such a string is still read."""
+    text = '{"meta": {"note": "say \\"hi\\" // not a comment", "url": "http://x"}, // a comment\n "trend_lookback": 5}'
+    assert strip_json_comments(text) == text.replace("// a comment", "")
+    p = tmp_path / "c.json"
+    p.write_text(text)
+    cfg = load_config(p)
+    assert cfg.meta["note"] == 'say "hi" // not a comment' and cfg.strategy.trend_lookback == 5
