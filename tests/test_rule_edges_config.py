@@ -49,3 +49,14 @@ def test_comment_markers_and_escaped_quotes_inside_strings_are_text(tmp_path: Pa
     p.write_text(text)
     cfg = load_config(p)
     assert cfg.meta["note"] == 'say "hi" // not a comment' and cfg.strategy.trend_lookback == 5
+
+
+def test_a_file_cut_off_after_a_backslash_in_a_string_is_one_clear_line(tmp_path: Path) -> None:
+    """Bad input: a config truncated right after a backslash inside a string is invalid JSON,
+    said in one line (never an IndexError traceback from the comment stripper)."""
+    text = '{"meta": {"note": "C:\\'
+    assert strip_json_comments(text) == text
+    p = tmp_path / "cut.json"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="invalid JSON at line 1"):
+        load_config(p)
