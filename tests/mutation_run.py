@@ -147,14 +147,15 @@ def _sample(db_path: Path, n: int, seed: int = 22) -> int:
         return len(drop)
 
 
-def run_module(name: str, work: Path, retest: bool = False, numbers: bool = False, sample: int = 0) -> float:
+def run_module(name: str, work: Path, retest: bool = False, numbers: bool = False, sample: int = 0,
+               resume: bool = False) -> float:
     t = MODULES[name]
     missing = [p for p in t.tests if not (work / p.split("::")[0]).exists()]
     t = Target(t.path, tuple(p for p in t.tests if p not in missing), t.deselect, t.jit, t.timeout)
     cfg = OUT / f"{name}.toml"
     db = OUT / f"{name}.sqlite"
     cfg.write_text(_config(t, numbers))
-    if not retest:
+    if not (retest or resume):
         db.unlink(missing_ok=True)
     env = os.environ | {"ETHBTC_SHARED_DATA": str(SHARED_DATA), "PYTHONDONTWRITEBYTECODE": "1"}
     if not t.jit:
@@ -163,6 +164,10 @@ def run_module(name: str, work: Path, retest: bool = False, numbers: bool = Fals
     started = time.monotonic()
     if retest:
         print(f"mutation: {name}: re-testing {_drop_survivors(db)} survivors", flush=True)
+    elif resume:  # an interrupted session: its results stay, (a sample of) the pending mutants run
+        if sample:
+            print(f"mutation: {name}: {_sample(db, sample)} pending mutants left out of a sample of {sample} more",
+                  flush=True)
     else:
         subprocess.run([*cr, "init", str(cfg), str(db)], cwd=work, env=env, check=True)
         subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", str(db), str(cfg)],
@@ -257,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="rebuild the report from the sessions on disk")
     ap.add_argument("--retest-survivors", action="store_true",
                     help="keep the sessions on disk and test only their survivors again (after adding tests)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue interrupted sessions on disk (with --sample N: only N more of their pending mutants)")
     ap.add_argument("--numbers", action="store_true", help="also mutate number literals (about twice the time)")
     ap.add_argument("--sample", type=int, default=0, metavar="N",
                     help="test a seeded random N of each module's mutants (when a full run does not fit)")
@@ -276,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         work = OUT / "work"
         _copy_tree(work, args.tests_at)
         for name in names:
-            if args.retest_survivors and not (OUT / f"{name}.sqlite").exists():
+            if (args.retest_survivors or args.resume) and not (OUT / f"{name}.sqlite").exists():
                 print(f"mutation: no session for {name} in {OUT} to re-test; run it in full first", file=sys.stderr)
                 return 2
-            spent = run_module(name, work, retest=args.retest_survivors, numbers=args.numbers, sample=args.sample)
-            timing[name] = spent if not args.retest_survivors else timing.get(name, 0.0) + spent
+            spent = run_module(name, work, retest=args.retest_survivors, numbers=args.numbers, sample=args.sample,
+                               resume=args.resume)
+            again = args.retest_survivors or args.resume
+            timing[name] = spent if not again else timing.get(name, 0.0) + spent
             timing_file.write_text(json.dumps(timing))
     done = [m for m in MODULES if (OUT / f"{m}.sqlite").exists()]
     write_report([summarise(m, timing.get(m)) for m in done])
