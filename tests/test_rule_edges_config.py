@@ -60,3 +60,15 @@ def test_a_file_cut_off_after_a_backslash_in_a_string_is_one_clear_line(tmp_path
     p.write_text(text)
     with pytest.raises(ConfigError, match="invalid JSON at line 1"):
         load_config(p)
+
+
+@pytest.mark.parametrize(("entry", "needle"), [('"trend_lookback": true', "trend_lookback"),
+                                               ('"pay_fees_in_bnb": "yes"', "pay_fees_in_bnb"),
+                                               ('"trend_lookback": 192.5', "trend_lookback")])
+def test_a_json_file_value_of_the_wrong_type_is_refused_not_coerced(tmp_path: Path, entry: str, needle: str) -> None:
+    """SPEC R17 / section 6: in a JSON file, true is not the lookback 1 and "yes" is not a
+    boolean: one line naming the key, instead of a silently different strategy."""
+    p = tmp_path / "c.json"
+    p.write_text("{" + entry + "}")
+    with pytest.raises(ConfigError, match=needle):
+        load_config(p)
