@@ -72,3 +72,35 @@ def test_a_json_file_value_of_the_wrong_type_is_refused_not_coerced(tmp_path: Pa
     p.write_text("{" + entry + "}")
     with pytest.raises(ConfigError, match=needle):
         load_config(p)
+
+
+def test_bar_minutes_come_from_the_interval_when_not_given_directly() -> None:
+    """SPEC R5: the bar length is bar_interval_minutes, else the execution interval, else unknown."""
+    assert build_config({"interval": "1h"}).bar_minutes() == 60
+    assert build_config({"interval": "1h", "bar_interval_minutes": 60}).bar_minutes() == 60
+    assert build_config({"bar_interval_minutes": 15}).bar_minutes() == 15
+    assert build_config({}).bar_minutes() is None
+
+
+@pytest.mark.parametrize(("key", "shown"), [("k" * 60, "k" * 60), ("k" * 61, "k" * 57 + "..."),
+                                            ('trend"look\\back', 'trend"look\\back')])
+def test_an_unknown_key_is_shown_as_typed_up_to_sixty_characters(key: str, shown: str) -> None:
+    """SPEC section 6: the unknown key is named as typed (quotes and backslashes are printable:
+    not escaped); a key longer than 60 characters is cut to 57 and '...'."""
+    with pytest.raises(ConfigError) as err:
+        build_config({key: 1})
+    assert f"unknown key '{shown}'" in str(err.value)
+
+
+def test_the_reference_table_is_printed_by_the_module_only_when_run() -> None:
+    """``python -m ethbtc.config`` prints the README's configuration table; importing the module
+    (every script does) prints nothing."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "ethbtc.config"], cwd=root, capture_output=True, text=True, check=True)
+    assert run.stdout.startswith("| key | section | default |") and "`trend_lookback`" in run.stdout
+    imp = subprocess.run([sys.executable, "-c", "import ethbtc.config"], cwd=root, capture_output=True, text=True,
+                         check=True)
+    assert imp.stdout == ""
