@@ -54,7 +54,7 @@ MODULES: dict[str, Target] = {
                      jit=False, timeout=60.0),
     "indicators": Target("ethbtc/indicators.py", ("tests/test_indicators.py", "tests/test_rule_edges.py",
                                                   "tests/test_kernel.py"), jit=False, timeout=60.0),
-    "config": Target("ethbtc/config.py", ("tests/test_rule_edges_config.py", "tests/test_config.py")),
+    "config": Target("ethbtc/config.py", ("tests/test_rule_edges_config.py", "tests/test_config.py"), timeout=30.0),
     "orders": Target("ethbtc/live/orders.py", ("tests/test_live_units.py", "tests/test_rule_edges_live.py",
                                                "tests/test_live_engine.py"), deselect=(_SLOW_ENGINE,)),
     "engine": Target("ethbtc/live/engine.py", ("tests/test_rule_edges_engine.py", "tests/test_live_units.py",
