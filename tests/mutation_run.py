@@ -52,7 +52,8 @@ _SLOW_ENGINE = "tests/test_live_engine.py::test_partial_fills_are_accounted_exac
 MODULES: dict[str, Target] = {
     "kernel": Target("ethbtc/kernel.py", ("tests/test_rule_edges.py", "tests/test_kernel.py", "tests/test_backtest.py"),
                      jit=False, timeout=60.0),
-    "indicators": Target("ethbtc/indicators.py", ("tests/test_indicators.py", "tests/test_rule_edges.py",
+    "indicators": Target("ethbtc/indicators.py", ("tests/test_rule_edges_indicators.py", "tests/test_indicators.py",
+                                                  "tests/test_rule_edges.py",
                                                   "tests/test_kernel.py"), jit=False, timeout=60.0),
     "config": Target("ethbtc/config.py", ("tests/test_rule_edges_config.py", "tests/test_config.py"), timeout=30.0),
     "orders": Target("ethbtc/live/orders.py", ("tests/test_live_units.py", "tests/test_rule_edges_live.py",
