@@ -50,7 +50,9 @@ class Target:
 
 _SLOW_ENGINE = "tests/test_live_engine.py::test_partial_fills_are_accounted_exactly_then_the_rest_goes_market"
 MODULES: dict[str, Target] = {
-    "kernel": Target("ethbtc/kernel.py", ("tests/test_rule_edges.py", "tests/test_kernel.py", "tests/test_backtest.py"),
+    # kernel: test_fillmodel and test_rule_edges_kernel cover its intrabar fill branch (SPEC v3)
+    "kernel": Target("ethbtc/kernel.py", ("tests/test_rule_edges.py", "tests/test_rule_edges_kernel.py",
+                                          "tests/test_fillmodel.py", "tests/test_kernel.py", "tests/test_backtest.py"),
                      jit=False, timeout=60.0),
     "indicators": Target("ethbtc/indicators.py", ("tests/test_rule_edges_indicators.py", "tests/test_indicators.py",
                                                   "tests/test_rule_edges.py",
