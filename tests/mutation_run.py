@@ -150,6 +150,14 @@ def _sample(db_path: Path, n: int, seed: int = 22) -> int:
         return len(drop)
 
 
+def _unsample(db_path: Path) -> int:
+    """Return the mutants an earlier ``--sample`` left out to the pending ones (``--resume``)."""
+    from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
+
+    with use_db(str(db_path), WorkDB.Mode.open) as db, db._session_maker.begin() as session:
+        return int(session.query(WorkResultStorage).where(WorkResultStorage.output == NOT_SAMPLED).delete())
+
+
 def run_module(name: str, work: Path, retest: bool = False, numbers: bool = False, sample: int = 0,
                resume: bool = False) -> float:
     t = MODULES[name]
@@ -167,7 +175,8 @@ def run_module(name: str, work: Path, retest: bool = False, numbers: bool = Fals
     started = time.monotonic()
     if retest:
         print(f"mutation: {name}: re-testing {_drop_survivors(db)} survivors", flush=True)
-    elif resume:  # an interrupted session: its results stay, (a sample of) the pending mutants run
+    elif resume:  # an interrupted or sampled session: its results stay, (a sample of) the rest run
+        print(f"mutation: {name}: {_unsample(db)} mutants outside the earlier sample are pending again", flush=True)
         if sample:
             print(f"mutation: {name}: {_sample(db, sample)} pending mutants left out of a sample of {sample} more",
                   flush=True)
