@@ -32,3 +32,50 @@ def test_r32_the_unfilled_rest_goes_market_only_with_taker_fallback(sim: SimServ
         assert acct.sent[1].client_id == f"eb-ETHBTC-{BAR}-BM0"
     else:
         assert kinds == ["LIMIT_MAKER"] and ex.qty_filled < Decimal("0.5")
+
+
+def _book_at_send(engine: object, acct: object) -> list[tuple[Decimal, Decimal]]:
+    """The real book at the moment each order is sent (noted by wrapping place_order)."""
+    books: list[tuple[Decimal, Decimal]] = []
+    send = acct.place_order  # type: ignore[attr-defined]
+
+    def place(*args: object, **kw: object) -> object:
+        books.append(engine.market.book())  # type: ignore[attr-defined]
+        return send(*args, **kw)
+
+    acct.place_order = place  # type: ignore[attr-defined]
+    return books
+
+
+def test_r32_a_market_buy_for_the_whole_balance_is_sized_at_the_ask(sim_factory: object, fast_dir: Path) -> None:
+    """SPEC R32: the MARKET rest of a buy pays the ask, so its size is free BTC x 0.999 / ask,
+    rounded down: sized at the lower bid it would spend more than the reserve leaves."""
+    sim = sim_factory(balances={"BTC": "1", "ETH": "0", "BNB": "0"})  # type: ignore[operator]
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=0.001)
+    books = _book_at_send(engine, acct)
+    engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("1000"), lambda cid: None)
+    market = [(s, b) for s, b in zip(acct.sent, books, strict=True) if s.type_ == "MARKET"]
+    assert len(market) == 1
+    s, (bid, ask) = market[0]
+    assert bid < ask
+    limit = s.free["BTC"] * Decimal("0.999") / ask
+    assert limit - engine.filters.step_size < s.qty <= limit
+
+
+def test_r32_the_bars_order_size_is_its_first_orders_even_when_only_the_market_order_is_sent(
+        sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R32: when the book runs away so that every post-only attempt would take (rejected by
+    the exchange, three attempts), the rest goes MARKET and the bar's ordered quantity is that
+    order's, not 0."""
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=60.0)
+    real_book = engine.runner.book
+
+    def crossed() -> tuple[Decimal, Decimal]:  # a quote already behind the market: a buy there takes
+        bid, ask = real_book()
+        return ask + 10 * engine.filters.tick_size, ask + 11 * engine.filters.tick_size
+
+    engine.runner.book = crossed
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] * 3 + ["MARKET"]
+    assert sum("would take" in n for n in ex.notes) == 3
+    assert ex.qty_ordered == acct.sent[-1].qty == Decimal("0.5") and ex.qty_filled == Decimal("0.5")
