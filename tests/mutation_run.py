@@ -60,10 +60,10 @@ MODULES: dict[str, Target] = {
     "config": Target("ethbtc/config.py", ("tests/test_rule_edges_config.py", "tests/test_config.py"), timeout=30.0),
     "orders": Target("ethbtc/live/orders.py", ("tests/test_rule_edges_orders.py", "tests/test_live_units.py",
                                                "tests/test_rule_edges_live.py",
-                                               "tests/test_live_engine.py"), deselect=(_SLOW_ENGINE,)),
+                                               "tests/test_live_engine.py"), deselect=(_SLOW_ENGINE,), timeout=60.0),
     "engine": Target("ethbtc/live/engine.py", ("tests/test_rule_edges_engine.py", "tests/test_live_units.py",
                                                "tests/test_rule_edges_live.py", "tests/test_live_engine.py"),
-                     deselect=(_SLOW_ENGINE,)),
+                     deselect=(_SLOW_ENGINE,), timeout=60.0),
     "filters": Target("ethbtc/live/filters.py", ("tests/test_live_units.py", "tests/test_rule_edges_live.py")),
     # scoring: the research tests that call it directly (the whole of test_research_search and
     # test_wf_pick takes 30 s a mutant, nearly all of it in optimiser runs that do not score)
