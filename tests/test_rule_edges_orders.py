@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ethbtc.sim import SimServer
+from ethbtc.sim import SimServer, SymbolRules
 from tests.live_harness import fast_dir
 from tests.test_rule_edges_live import recording_engine
 
@@ -79,3 +79,28 @@ def test_r32_the_bars_order_size_is_its_first_orders_even_when_only_the_market_o
     assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] * 3 + ["MARKET"]
     assert sum("would take" in n for n in ex.notes) == 3
     assert ex.qty_ordered == acct.sent[-1].qty == Decimal("0.5") and ex.qty_filled == Decimal("0.5")
+
+
+def test_r32_the_market_rest_is_rounded_to_the_market_lot_step(sim_factory: object, fast_dir: Path) -> None:
+    """SPEC R32 (rounded to step size): a MARKET order follows MARKET_LOT_SIZE when the exchange
+    lists one (here a step of 0.01 against the LOT_SIZE step 0.0001), a LIMIT_MAKER the LOT_SIZE."""
+    rules = SymbolRules(market_step_size=Decimal("0.01"))
+    sim = sim_factory(rules=rules)  # type: ignore[operator]
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=0.001)
+    assert engine.filters.market_step_size == Decimal("0.01") and engine.filters.step_size == Decimal("0.0001")
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5678"), lambda cid: None)
+    maker, market = acct.sent[0], acct.sent[-1]
+    assert maker.type_ == "LIMIT_MAKER" and maker.qty == Decimal("0.5678")
+    rest = Decimal("0.5678") - (ex.qty_filled - market.qty)  # what the LIMIT_MAKER left unfilled
+    assert market.type_ == "MARKET" and market.qty == (rest // Decimal("0.01")) * Decimal("0.01") > 0
+    assert market.qty % Decimal("0.01") == 0 and rest - market.qty < Decimal("0.01")
+
+
+def test_r32_the_order_hook_sees_the_cancelled_order_as_the_exchange_reports_it(sim: SimServer,
+                                                                                fast_dir: Path) -> None:
+    """SPEC R32 (cancelled after ttl_sec): the metrics hook gets the order's final state from the
+    cancel reply (CANCELED, closed), flagged as cancelled after the ttl."""
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=False, ttl_sec=0.001)
+    engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    ((info, kind, cancelled),) = acct.hooked_orders  # type: ignore[attr-defined]
+    assert kind == "limit_maker" and cancelled and not info.is_open and info.status == "CANCELED"
