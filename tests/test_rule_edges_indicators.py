@@ -60,3 +60,15 @@ def test_r7_volatility_does_not_drift_after_a_loud_period() -> None:
     quiet = slice(3200, None)  # a rebuild has happened since the last loud return (3001 + 16 + 128)
     assert np.allclose(vol[quiet], ref[quiet], rtol=1e-6, atol=0), np.abs(vol[quiet] / ref[quiet] - 1).max()
     assert np.allclose(vol[16:], ref[16:], rtol=1e-6, atol=1e-6)  # between rebuilds: ~1e-8 absolute
+
+
+def test_r6_the_sma_does_not_drift_after_a_price_level_change() -> None:
+    """SPEC R6 over long histories: the SMA's running sum is rebuilt (every 128 bars), so after a
+    long stretch at a far higher price the ratio is that of the exact window mean."""
+    rng = np.random.default_rng(3)
+    close = np.r_[1000.0 * (1 + rng.normal(0, 0.01, 3000)), 0.001 * (1 + rng.normal(0, 0.01, 3000))]
+    ratio = I.trend_ratio(close, "sma", 16)
+    mean = np.lib.stride_tricks.sliding_window_view(close, 16).mean(axis=1)
+    exact = close[15:] / mean - 1.0
+    assert np.allclose(ratio[3200:], exact[3200 - 15 :], rtol=0, atol=1e-12)
+    assert np.isnan(ratio[:15]).all()
