@@ -54,3 +54,21 @@ def test_r22_volume_fills_caps_the_maker_fill_at_the_volume_traded_through(cap: 
         assert 0 < buy.qty_eth.iloc[0] <= 0.001
     else:
         assert buy.qty_eth.iloc[0] > 0.5  # the whole step of a 1 BTC account
+
+
+def test_r19_no_snap_when_the_stepped_move_equals_the_dead_band() -> None:
+    """SPEC R19 (v2): snap to the target when the stepped move is SMALLER than the dead band. A
+    0.25 step (half of a 0.5 gap) with a 0.25 band is exactly on the band: no snap, the step is
+    taken (and trades, R20: not smaller than the band); a hair wider band snaps to the target."""
+    from ethbtc import kernel as K
+    from ethbtc.strategy import EthBtcStrategy
+
+    for thresh, want in ((0.25, 0.25), (0.25 + 1e-9, 0.5)):
+        p = EthBtcStrategy(build_config({"min_trade_btc": 0.0, "step_allocation": 0.5, "max_position": 0.5,
+                                         "rebalance_threshold_w": thresh}), 15).params_array()
+        s = K.new_state()
+        s[K.S_SIGNAL] = 1.0
+        reason, target, desired, w_cur, delta, *_ = K.decide(s, p, 900_000.0, 0.0, 0.0625, -0.05, 0.03, 0.02, True,
+                                                             1.0, 1.0, 0.0, 0.0)
+        assert (target, w_cur, desired) == (0.5, 0.0, want) and K.REASONS[reason] == "trade", thresh
+        assert delta == want * 1.0 / 0.0625
