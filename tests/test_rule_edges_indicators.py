@@ -72,3 +72,14 @@ def test_r6_the_sma_does_not_drift_after_a_price_level_change() -> None:
     exact = close[15:] / mean - 1.0
     assert np.allclose(ratio[3200:], exact[3200 - 15 :], rtol=0, atol=1e-12)
     assert np.isnan(ratio[:15]).all()
+
+
+@pytest.mark.parametrize("days", [5, 6])
+def test_r9_a_gate_window_as_long_as_the_data_leaves_the_gate_closed(days: int) -> None:
+    """SPEC R9: g needs the daily close W + 1 days back; with a window as long as the data (or one
+    day shorter) no bar has it, so g is undefined and the gate closed everywhere -- not an error."""
+    idx = pd.date_range("2024-03-01", periods=days * 96, freq="15min", tz="UTC")
+    close = np.linspace(1.0, 2.0, len(idx))
+    for window in (days, days - 1):
+        g = I.gate_value(I.index_ms(idx), close, window)
+        assert np.isnan(g).all() and not I.gate_open(g, window, 0.01).any()
