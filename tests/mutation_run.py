@@ -135,14 +135,18 @@ NOT_SAMPLED = "not in the sample (--sample)"
 
 def _sample(db_path: Path, n: int, seed: int = 22) -> int:
     """Keep a seeded random ``n`` of the pending mutants; the others are recorded as skipped
-    with ``NOT_SAMPLED`` (the report counts them apart). Returns how many were left out."""
+    with ``NOT_SAMPLED`` (the report counts them apart). Returns how many were left out. The
+    draw is over the mutants in source order (line, column, operator, occurrence), not over
+    cosmic-ray's random job ids, so the same seed picks the same mutants after a new init."""
     import random
 
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(db_path), WorkDB.Mode.open) as db:
-        ids = sorted(item.job_id for item in db.pending_work_items)
+        items = sorted(db.pending_work_items, key=lambda w: (w.mutations[0].start_pos, w.mutations[0].operator_name,
+                                                             w.mutations[0].occurrence))
+        ids = [item.job_id for item in items]
         if len(ids) <= n:
             return 0
         keep = set(random.Random(seed).sample(ids, n))
