@@ -104,3 +104,26 @@ def test_the_reference_table_is_printed_by_the_module_only_when_run() -> None:
     imp = subprocess.run([sys.executable, "-c", "import ethbtc.config"], cwd=root, capture_output=True, text=True,
                          check=True)
     assert imp.stdout == ""
+
+
+def test_a_config_stays_valid_after_creation() -> None:
+    """SPEC R17: the ranges hold for the life of a config, not only when it is read: assigning an
+    out-of-range value to a loaded config is refused on the spot."""
+    from pydantic import ValidationError
+
+    cfg = build_config({})
+    with pytest.raises(ValidationError):
+        cfg.strategy.trend_lookback = 0
+    with pytest.raises(ValidationError):
+        cfg.fees.maker_fee = 0.5
+    assert cfg.strategy.trend_lookback == 192
+
+
+def test_an_emitted_config_lists_keys_in_the_schema_order() -> None:
+    """SPEC section 6: one config file flows from optimiser to live; the emitted file reads in the
+    schema's order (strategy, fees, execution, risk; trend_kind first), not alphabetically."""
+    import json
+
+    data = json.loads(build_config({"basis_btc": 2.0}).to_json())
+    assert list(data) == ["strategy", "fees", "execution", "risk"]
+    assert list(data["strategy"])[:3] == ["trend_kind", "trend_lookback", "flip_band_entry"]
