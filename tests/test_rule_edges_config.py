@@ -127,3 +127,23 @@ def test_an_emitted_config_lists_keys_in_the_schema_order() -> None:
     data = json.loads(build_config({"basis_btc": 2.0}).to_json())
     assert list(data) == ["strategy", "fees", "execution", "risk"]
     assert list(data["strategy"])[:3] == ["trend_kind", "trend_lookback", "flip_band_entry"]
+
+
+def test_r17_equal_bounds_are_allowed() -> None:
+    """SPEC R17: flip_band_entry >= flip_band_exit and min_mult <= max_mult include equality
+    (a fixed multiplier, bands that coincide)."""
+    cfg = build_config({"min_mult": 1.0, "max_mult": 1.0, "flip_band_entry": 0.02, "flip_band_exit": 0.02})
+    assert cfg.strategy.min_mult == cfg.strategy.max_mult == 1.0
+    with pytest.raises(ConfigError, match="min_mult"):
+        build_config({"min_mult": 1.0000001, "max_mult": 1.0})
+
+
+def test_a_bad_value_is_quoted_and_a_bad_combination_is_not() -> None:
+    """One line each: a value out of range names what was given; a rule between two keys names
+    both keys, without dumping the whole section."""
+    with pytest.raises(ConfigError) as one:
+        build_config({"trend_lookback": 0})
+    assert "strategy.trend_lookback" in str(one.value) and "(got 0)" in str(one.value)
+    with pytest.raises(ConfigError) as two:
+        build_config({"min_mult": 2.0, "max_mult": 1.0})
+    assert "min_mult (2.0) must be <= max_mult (1.0)" in str(two.value) and "(got" not in str(two.value)
