@@ -147,3 +147,29 @@ def test_a_bad_value_is_quoted_and_a_bad_combination_is_not() -> None:
     with pytest.raises(ConfigError) as two:
         build_config({"min_mult": 2.0, "max_mult": 1.0})
     assert "min_mult (2.0) must be <= max_mult (1.0)" in str(two.value) and "(got" not in str(two.value)
+
+
+def test_r21_the_derived_minimum_trade_and_its_equal_floor_and_cap() -> None:
+    """SPEC R21: min trade = clip(min_trade_frac x basis_btc, floor, cap); a floor equal to the cap
+    is allowed (a fixed minimum)."""
+    assert build_config({"basis_btc": 2.0, "min_trade_frac": 0.002}).min_trade_btc() == pytest.approx(0.004)
+    fixed = build_config({"min_trade_floor_btc": 0.001, "min_trade_cap_btc": 0.001})
+    assert fixed.min_trade_btc() == 0.001
+
+
+def test_overrides_keep_every_other_value_and_non_finite_numbers_are_refused() -> None:
+    """SPEC section 6: CLI flags override file values where given, the rest stays; NaN or inf is
+    refused with the key's name (one line)."""
+    cfg = build_config({"basis_btc": 2.0, "trend_kind": "roc"}).with_overrides({"trend_lookback": 50})
+    assert (cfg.risk.basis_btc, cfg.strategy.trend_kind, cfg.strategy.trend_lookback) == (2.0, "roc", 50)
+    assert set(cfg.flat()) >= {"trend_lookback", "maker_fee", "ttl_sec", "basis_btc"}
+    with pytest.raises(ConfigError, match="flip_band_entry must be a finite number"):
+        build_config({"flip_band_entry": float("nan")})
+
+
+def test_a_file_ending_in_a_single_slash_is_one_clear_line(tmp_path: Path) -> None:
+    """Bad input: a stray '/' as the file's last character is invalid JSON, one line."""
+    p = tmp_path / "slash.json"
+    p.write_text('{"trend_lookback": 5}/')
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        load_config(p)

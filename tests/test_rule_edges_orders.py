@@ -104,3 +104,22 @@ def test_r32_the_order_hook_sees_the_cancelled_order_as_the_exchange_reports_it(
     engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
     ((info, kind, cancelled),) = acct.hooked_orders  # type: ignore[attr-defined]
     assert kind == "limit_maker" and cancelled and not info.is_open and info.status == "CANCELED"
+
+
+def test_r31_a_twelve_character_symbol_is_kept_whole_in_the_client_id() -> None:
+    """SPEC R31: ids carry the symbol; up to 12 characters it is kept whole, longer ones are cut
+    to 8 plus a hash (Binance allows 36 characters)."""
+    from ethbtc.live.orders import id_prefix
+
+    assert id_prefix("ABCDEFGHIJKL") == "eb-ABCDEFGHIJKL-"
+    long = id_prefix("ABCDEFGHIJKLM")
+    assert long.startswith("eb-ABCDEFGH") and len(long) == len("eb-ABCDEFGHIJKL-")
+
+
+def test_r32_a_filled_limit_order_is_reported_filled_not_cancelled(sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R32: the resting order's status is polled until it fills; the hook sees it FILLED,
+    not cancelled after the ttl."""
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=False, ttl_sec=3600.0)
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    ((info, kind, cancelled),) = acct.hooked_orders  # type: ignore[attr-defined]
+    assert ex.qty_filled == Decimal("0.5") and kind == "limit_maker" and not cancelled and info.status == "FILLED"
