@@ -123,3 +123,14 @@ def test_r32_a_filled_limit_order_is_reported_filled_not_cancelled(sim: SimServe
     ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
     ((info, kind, cancelled),) = acct.hooked_orders  # type: ignore[attr-defined]
     assert ex.qty_filled == Decimal("0.5") and kind == "limit_maker" and not cancelled and info.status == "FILLED"
+
+
+def test_r32_a_dust_rest_after_a_partial_fill_leaves_the_bar_a_trade(sim_factory: object, fast_dir: Path) -> None:
+    """SPEC R32 (partial fills accounted exactly): when the post-only order fills all but a rest
+    below the exchange minimum, the rest is left alone as dust and the bar is still a trade."""
+    sim = sim_factory(partial_fill=0.999)  # type: ignore[operator]
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=3600.0)
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    assert Decimal(0) < ex.qty_filled < Decimal("0.5"), ex
+    assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.reason == "trade"
+    assert any("dust" in n for n in ex.notes)
