@@ -36,6 +36,7 @@ from ..errors import UserError
 
 TURNOVER_UNIT = 100.0  # turnover is counted in hundreds of account-sized trades (see module docstring)
 DOMINANCE = 10.0  # a penalty term typically this many times the spread of the top results decides alone
+SPREAD_NOISE = 1e-12  # a spread of relative test results below this is float rounding: equal results
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def dominance_warnings(df: pd.DataFrame, pen: Penalties, top_quantile: float) ->
     if len(top) < 3:
         top = pool
     spread = float((top["test_final_btc"] / top["basis_btc"]).std(ddof=0))
-    if not np.isfinite(spread) or spread <= 0:
+    if not np.isfinite(spread) or spread <= SPREAD_NOISE:  # std of six equal 1.1s is 2.2e-16, not 0
         return []
     out = []
     for term, values in penalty_frame(top, pen).items():
