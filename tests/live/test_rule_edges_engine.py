@@ -13,10 +13,13 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ethbtc.live.engine import Engine, _num
+from ethbtc.live.exchange import Exchange
+from ethbtc.live.paper import PaperAccount
 from ethbtc.live.state import Pending, StateError, StateStore, utc_iso
 from ethbtc.sim import SimServer, SymbolRules
 from tests.support.live_harness import active_config, drive, fast_dir, make_engine
@@ -369,3 +372,25 @@ def test_r23_the_bnb_fee_wallet_is_priced_in_the_symbols_quote_asset(sim_factory
     asked.clear()
     assert engine._extra_wealth(engine.account.balances()) == 600.0
     assert asked == ["BNBUSDT"]
+
+
+@pytest.mark.parametrize(("paper", "expected"), [
+    ({"free": {"BTC": "0.5"}}, "ETH 0 free, BTC 0.5 free; wealth"),  # a dry wallet that never held ETH or BNB
+    (None, "ETH 0 free, BTC 1 free, BNB 0 free; wealth"),  # the exchange lists BNB (at zero)
+])
+def test_start_line_always_names_the_pair_and_bnb_only_when_the_account_lists_it(
+        sim: SimServer, fast_dir: Path, caplog: pytest.LogCaptureFixture,
+        paper: dict[str, Any] | None, expected: str) -> None:
+    """The v3 manual's start-up line names both assets of the pair even at zero (the operator
+    checks the pair is the one configured); BNB only when the account has a BNB balance at all
+    (the exchange lists it, a dry mode paper wallet, SPEC R33, does not)."""
+    account = None
+    if paper is not None:
+        market = Exchange(sim.base_url, "ETHBTC")
+        market.sync_time()
+        account = PaperAccount(market, market.filters(), 0.001, 0.001, paper)
+    engine = make_engine(sim, active_config(), fast_dir, mode="dry" if paper else "testnet", account=account)
+    with caplog.at_level("INFO", logger="ethbtc.live"):
+        engine.start()
+    line = next(r.getMessage() for r in caplog.records if "[BALANCE]" in r.getMessage())
+    assert expected in line
