@@ -192,3 +192,68 @@ def test_r32_without_taker_fallback_the_rest_left_is_named_only_after_a_partial_
     ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
     assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.qty_filled == filled
     assert ex.notes == ([note] if note else [])
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue 22 mutation run): adopt_fills skips orders still open in "
+                   "the start-up snapshot, so a stray order that fills between that snapshot and the open-orders "
+                   "read is neither cancelled nor adopted at this start (its fills reach the ledger at the next)")
+def test_r31_a_stray_order_filling_during_start_has_its_fills_booked_at_that_start(
+        sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R31 (the ledger copies every fill of our orders): a stray order of ours that is open
+    when start() lists the account's orders but fills before it reads the open orders is no
+    longer open to cancel; its fills must still be adopted at this start."""
+    from tests.support.live_harness import active_config, make_engine
+
+    make_engine(sim, active_config(), fast_dir).start()
+    engine = make_engine(sim, active_config(), fast_dir)
+    bid, _ = engine.market.book()
+    cid = f"eb-ETHBTC-{BAR}-BL0"
+    engine.market.place_order(cid, "BUY", "LIMIT_MAKER", Decimal("0.5"), bid)
+    real = engine.market.open_orders
+
+    def open_orders() -> list[object]:  # the market trades through the bid between the two reads
+        for _ in range(50):
+            info = engine.market.get_order(cid)
+            if info is not None and not info.is_open:
+                break
+            sim.advance(0.1)
+        return real()  # type: ignore[return-value]
+
+    engine.market.open_orders = open_orders  # type: ignore[method-assign]
+    engine.start()
+    info = engine.market.get_order(cid)
+    assert info is not None and info.status == "FILLED"
+    rows = [r for r in engine.ledger.rows() if r["client_order_id"] == cid]
+    assert sum((Decimal(r["qty"]) for r in rows), Decimal(0)) == info.executed_qty == Decimal("0.5")
+
+
+def test_r31_a_restart_does_not_reread_the_trades_of_orders_already_in_the_ledger(sim: SimServer,
+                                                                                   fast_dir: Path) -> None:
+    """SPEC R31 (restart: fills of our orders missing from the ledger are adopted): only orders
+    whose executed quantity the ledger lacks are asked for their trades. A restart after a
+    session of trading re-reads none: every order's trades cost request weight (myTrades, 20),
+    and the account's recent orders (up to 1000) would exceed the per-minute limit at start."""
+    from tests.support.live_harness import active_config, drive, make_engine
+
+    first = make_engine(sim, active_config(), fast_dir)
+    first.start()
+    drive(sim, first, 30)
+    assert len({r["client_order_id"] for r in first.ledger.rows()}) >= 3, "the active config trades within 30 bars"
+    again = make_engine(sim, active_config(), fast_dir)
+    asked: list[str] = []
+    real = again.account.order_fills
+
+    def order_fills(info: object) -> list[object]:
+        asked.append(info.client_id)  # type: ignore[attr-defined]
+        return real(info)  # type: ignore[arg-type]
+
+    again.account.order_fills = order_fills  # type: ignore[method-assign]
+    again.start()
+    assert asked == []
+    # a fill the ledger lacks is still adopted (the check is not simply switched off)
+    path = fast_dir / "trades_log.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))
+    third = make_engine(sim, active_config(), fast_dir)
+    third.start()
+    assert len(third.ledger.rows()) == len(lines) - 1
