@@ -6,17 +6,22 @@ attempt left pending is reconciled before anything new is decided (R31).
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ethbtc.live.engine import _num
+from ethbtc.live.engine import Engine, _num
+from ethbtc.live.exchange import Exchange
+from ethbtc.live.paper import PaperAccount
 from ethbtc.live.state import Pending, StateError, StateStore, utc_iso
-from ethbtc.sim import SimServer
+from ethbtc.sim import SimServer, SymbolRules
 from tests.support.live_harness import active_config, drive, fast_dir, make_engine
 
 _ = fast_dir
@@ -221,3 +226,171 @@ def test_r31_restart_journals_a_decision_the_journal_lacks_and_never_twice(sim: 
     make_engine(sim, active_config(), fast_dir).start()
     again = journal.read_text().splitlines()
     assert len(again) == 2 and again[1] == rows[2]
+
+
+def test_r31_r34_a_catch_up_records_the_last_missed_bar_by_its_close_and_counts_every_bar(
+        sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R31/R34: the catch-up save names the last missed bar by its close time (open + one
+    bar, the v3 manual's ``last_bar_close``), and ``bars_decided`` counts every decided bar once:
+    the missed ones at the catch-up save, the newest when it is acted on."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    saved: list[tuple[int | None, str | None, int]] = []
+    engine.save_hooks.append(lambda st: saved.append((st.last_bar_open_ms, st.last_bar_close, st.bars_decided)))
+    engine.start()
+    drive(sim, engine, 2)
+    saved.clear()
+    sim.advance(6)  # down for 6 bars: 5 missed, the newest acted on
+    reports = engine.poll_once()
+    newest = reports[-1].decision.bar_open_ms
+    assert len(reports) == 6
+    assert saved[0] == (newest - BAR_MS, utc_iso(newest), 2 + 5)  # the last missed bar closes as the newest opens
+    st = StateStore(fast_dir / "state.json").load()
+    assert st is not None and st.bars_decided == 2 + 6 and st.last_bar_close == utc_iso(newest + BAR_MS)
+
+
+def test_the_session_start_price_is_the_first_decided_close_and_stays(sim: SimServer, fast_dir: Path) -> None:
+    """The ETH-HODL line (``ethbtc_session_start_price``) compares against the close of the first
+    bar the session decided: set once, kept through later bars and restarts."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.start()
+    assert engine.state is not None and engine.state.session_start_price is None
+    first = drive(sim, engine, 1)[0].decision.close
+    later = drive(sim, engine, 3)
+    assert any(r.decision.close != first for r in later)
+    assert engine.state.session_start_price == first
+    again = make_engine(sim, active_config(), fast_dir)
+    again.start()
+    drive(sim, again, 1)
+    assert again.state is not None and again.state.session_start_price == first
+    st = StateStore(fast_dir / "state.json").load()
+    assert st is not None and st.session_start_price == first
+
+
+def test_r34_a_breaker_flag_edited_in_the_state_file_is_logged_on_start(
+        sim: SimServer, fast_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SPEC R34 / v3 manual: an operator's edit of ``risk_maxdd_hit`` in the stopped executor's
+    state file takes effect on the next start, and that start says so in the log (the operator
+    sees that the edit was read)."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.start()
+    drive(sim, engine, 1)
+    path = fast_dir / "state.json"
+    data = json.loads(path.read_text())
+    assert data["risk_maxdd_hit"] is False
+    data["risk_maxdd_hit"] = True
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="ethbtc.live"):
+        make_engine(sim, active_config(), fast_dir).start()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("state file: ")]
+    assert lines == ["state file: operator set the drawdown breaker: risk_maxdd_hit edited to true in the state file"]
+
+
+def test_r31_a_partly_filled_stray_order_is_cancelled_and_its_fills_booked_to_its_bar(
+        sim_factory: Factory, fast_dir: Path) -> None:
+    """SPEC R31: a stray order of ours still resting at start (a crash after the send, its intent
+    lost) is cancelled, and the fills it got are copied to the ledger under the bar its client id
+    names, so the per-bar accounting (R32) adds up."""
+    sim = sim_factory(partial_fill=0.5)
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.start()
+    bid, _ = engine.market.book()
+    bar = 1_614_556_800_000 + 190 * BAR_MS
+    cid = f"eb-ETHBTC-{bar}-BL0"
+    engine.market.place_order(cid, "BUY", "LIMIT_MAKER", Decimal("0.5"), bid)
+    for _ in range(20):  # the market moves down through the bid: part of the order fills
+        sim.advance(0.1)
+        info = engine.market.get_order(cid)
+        if info is not None and info.executed_qty > 0:
+            break
+    assert info is not None and info.is_open and 0 < info.executed_qty < Decimal("0.5")
+    make_engine(sim, active_config(), fast_dir).start()
+    assert engine.market.open_orders() == []
+    rows = [r for r in engine.ledger.rows() if r["client_order_id"] == cid]
+    assert rows and {r["bar_open_ms"] for r in rows} == {str(bar)}
+    assert sum(Decimal(r["qty"]) for r in rows) == info.executed_qty
+
+
+def test_run_reports_exchange_trouble_to_the_error_hooks_and_ticks_every_iteration(
+        sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R31 (the loop survives exchange trouble and retries at the next wake): an exchange
+    error that outlasts the retries reaches every ``on_error`` hook (the alert and the error
+    counter hang there), and every loop iteration, failed or not, reaches the ``on_tick`` hooks
+    (the liveness the /health endpoint reports)."""
+    engine = make_engine(sim, active_config(), fast_dir)
+    engine.opts.max_bars = 2
+    engine.opts.poll_sec = 10_000.0  # each wait runs to the next close
+    errors: list[list[str]] = [[], []]
+    ticks: list[int] = []
+    engine.on_error += [errors[0].append, errors[1].append]
+    engine.on_tick.append(lambda: ticks.append(engine.bars_this_run))
+    engine.start()
+    attempts = engine.market.retry.attempts
+    sim.set_faults(error_5xx=1.0, endpoints=["/api/v3/klines"], max_faults=attempts)  # one poll's every retry
+    engine.run()
+    assert engine.bars_this_run == 2
+    assert errors[0] == errors[1] and len(errors[0]) == 1 and "klines" in errors[0][0]
+    assert ticks == [0, 1, 2]  # the failed iteration ticks too, then one per decided bar
+
+
+def test_a_requested_stop_ends_the_loop_at_the_next_iteration(sim: SimServer, fast_dir: Path) -> None:
+    """The executor's SIGTERM/SIGINT handler sets the stop event it passed to the engine; the loop
+    ends at its next check (no further bar decided). Without one, the engine makes its own."""
+    base = make_engine(sim, active_config(), fast_dir)
+    stop = threading.Event()
+    engine = Engine(base.strategy, base.market, base.account, base.store, base.ledger, base.journal, base.opts,
+                    clock=base.clock, stop=stop)
+    engine.opts.max_bars = 5
+    engine.opts.poll_sec = 10_000.0
+    engine.on_bar.append(lambda r: stop.set())  # the signal arrives while the first bar is decided
+    engine.start()
+    engine.run()
+    assert engine.bars_this_run == 1 and engine.stop is stop
+    own = Engine(base.strategy, base.market, base.account, base.store, base.ledger, base.journal, base.opts,
+                 clock=base.clock)
+    assert isinstance(own.stop, threading.Event) and not own.stop.is_set()
+    own.start()
+    own.stop.set()
+    own.run()
+    assert own.bars_this_run == 0
+
+
+def test_r23_the_bnb_fee_wallet_is_priced_in_the_symbols_quote_asset(sim_factory: Factory, fast_dir: Path) -> None:
+    """SPEC R18/R23: the BNB fee wallet counts at BNB's price in the traded pair's quote asset
+    (``BNB`` + quote), so a pair quoted in another asset asks for that asset's BNB price."""
+    rules = SymbolRules(symbol="ETHUSDT", base="ETH", quote="USDT")
+    sim = sim_factory(balances={"USDT": "1", "ETH": "0", "BNB": "2"}, rules=rules)
+    engine = make_engine(sim, active_config(pay_fees_in_bnb=True), fast_dir)
+    asked: list[str | None] = []
+    real = engine.market.last_price
+
+    def last_price(symbol: str | None = None) -> Decimal:
+        asked.append(symbol)
+        return Decimal("300") if symbol == "BNBUSDT" else real(symbol)
+
+    engine.market.last_price = last_price  # type: ignore[method-assign]  # the sim lists one symbol
+    engine.start()
+    asked.clear()
+    assert engine._extra_wealth(engine.account.balances()) == 600.0
+    assert asked == ["BNBUSDT"]
+
+
+@pytest.mark.parametrize(("paper", "expected"), [
+    ({"free": {"BTC": "0.5"}}, "ETH 0 free, BTC 0.5 free; wealth"),  # a dry wallet that never held ETH or BNB
+    (None, "ETH 0 free, BTC 1 free, BNB 0 free; wealth"),  # the exchange lists BNB (at zero)
+])
+def test_start_line_always_names_the_pair_and_bnb_only_when_the_account_lists_it(
+        sim: SimServer, fast_dir: Path, caplog: pytest.LogCaptureFixture,
+        paper: dict[str, Any] | None, expected: str) -> None:
+    """The v3 manual's start-up line names both assets of the pair even at zero (the operator
+    checks the pair is the one configured); BNB only when the account has a BNB balance at all
+    (the exchange lists it, a dry mode paper wallet, SPEC R33, does not)."""
+    account = None
+    if paper is not None:
+        market = Exchange(sim.base_url, "ETHBTC")
+        market.sync_time()
+        account = PaperAccount(market, market.filters(), 0.001, 0.001, paper)
+    engine = make_engine(sim, active_config(), fast_dir, mode="dry" if paper else "testnet", account=account)
+    with caplog.at_level("INFO", logger="ethbtc.live"):
+        engine.start()
+    line = next(r.getMessage() for r in caplog.records if "[BALANCE]" in r.getMessage())
+    assert expected in line

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ethbtc.live.orders import bar_of
 from ethbtc.sim import SimServer, SymbolRules
 from tests.live.test_rule_edges_live import recording_engine
 from tests.support.live_harness import fast_dir
@@ -134,3 +135,125 @@ def test_r32_a_dust_rest_after_a_partial_fill_leaves_the_bar_a_trade(sim_factory
     assert Decimal(0) < ex.qty_filled < Decimal("0.5"), ex
     assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.reason == "trade"
     assert any("dust" in n for n in ex.notes)
+
+
+def test_r31_only_our_four_part_ids_name_a_bar() -> None:
+    """SPEC R31: the bar is read back only from ids of our form ``eb-<SYMBOL>-<bar ms>-<tag>``;
+    another bot's id of the same shape, or one of ours cut short, names no bar."""
+    assert bar_of(f"eb-ETHBTC-{BAR}-BL0") == BAR
+    assert bar_of(f"my-bot-{BAR}-BL0") is None  # four parts, not ours
+    assert bar_of(f"eb-ETHBTC-{BAR}") is None  # ours in shape, but not a whole id
+    assert bar_of("eb-ETHBTC-x-BL0") is None and bar_of("manual-order-1") is None
+
+
+def test_r32_a_market_rest_exempt_from_the_minimum_notional_is_sent(sim_factory: object, fast_dir: Path) -> None:
+    """SPEC R32 (the rest goes MARKET; the exchange's filters decide what is too small): when the
+    NOTIONAL filter does not apply its minimum to MARKET orders (``applyMinToMarket`` false), a
+    rest worth less than the minimum but above the minimum quantity is sent, not left as dust."""
+    sim = sim_factory(partial_fill=0.999, rules=SymbolRules(apply_min_to_market=False))  # type: ignore[operator]
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=3600.0)
+    assert not engine.filters.apply_min_to_market
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER", "MARKET"]
+    rest = acct.sent[1]
+    assert rest.qty * engine.market.book()[1] < engine.filters.min_notional <= Decimal("0.5") * engine.market.book()[1]
+    assert ex.qty_filled == Decimal("0.5") and ex.reason == "trade" and not any("dust" in n for n in ex.notes)
+
+
+def test_r32_the_order_hook_gets_how_long_each_order_took(sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R32 (cancelled after ttl_sec): the metrics hook gets the seconds from an order's send
+    to its final state: the ttl for a LIMIT_MAKER cancelled after it, 0 for a MARKET order that
+    fills on arrival (on the engine's clock, whatever its origin)."""
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=True, ttl_sec=30.0)
+    seen: list[tuple[str, float, bool]] = []
+    engine.runner.on_order = lambda info, kind, secs, cancelled: seen.append((kind, secs, cancelled))
+    engine.runner.book = lambda: (engine.market.book()[0] - 50 * engine.filters.tick_size,  # a bid nobody sells at
+                                  engine.market.book()[1])
+    engine.clock.t = 86_400.0  # a clock that has been running for a day
+    engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    assert [(k, c) for k, _, c in seen] == [("limit_maker", True), ("market", False)]
+    assert seen[0][1] == pytest.approx(30.0) and seen[1][1] == 0.0
+
+
+@pytest.mark.parametrize(("partial", "filled", "note"), [
+    (0.5, Decimal("0.25"), "0.25000000 unfilled after ttl (no taker fallback)"),
+    (1.0, Decimal(0), None),
+])
+def test_r32_without_taker_fallback_the_rest_left_is_named_only_after_a_partial_fill(
+        sim_factory: object, fast_dir: Path, partial: float, filled: Decimal, note: str | None) -> None:
+    """SPEC R32 (no taker fallback: the unfilled rest stays unfilled): the execution notes (shown
+    in the heartbeat line) name the rest a partly filled order left; an order that got nothing
+    reads "filled 0" without that note."""
+    sim = sim_factory(partial_fill=partial)  # type: ignore[operator]
+    engine, acct = recording_engine(sim, fast_dir, taker_fallback=False, ttl_sec=60.0)
+    if not filled:
+        engine.runner.book = lambda: (engine.market.book()[0] - 50 * engine.filters.tick_size,
+                                      engine.market.book()[1])  # a bid nobody sells at within the ttl
+    ex = engine.runner.execute("ETHBTC", BAR, "BUY", Decimal("0.5"), lambda cid: None)
+    assert [s.type_ for s in acct.sent] == ["LIMIT_MAKER"] and ex.qty_filled == filled
+    assert ex.notes == ([note] if note else [])
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue 22 mutation run): adopt_fills skips orders still open in "
+                   "the start-up snapshot, so a stray order that fills between that snapshot and the open-orders "
+                   "read is neither cancelled nor adopted at this start (its fills reach the ledger at the next)")
+def test_r31_a_stray_order_filling_during_start_has_its_fills_booked_at_that_start(
+        sim: SimServer, fast_dir: Path) -> None:
+    """SPEC R31 (the ledger copies every fill of our orders): a stray order of ours that is open
+    when start() lists the account's orders but fills before it reads the open orders is no
+    longer open to cancel; its fills must still be adopted at this start."""
+    from tests.support.live_harness import active_config, make_engine
+
+    make_engine(sim, active_config(), fast_dir).start()
+    engine = make_engine(sim, active_config(), fast_dir)
+    bid, _ = engine.market.book()
+    cid = f"eb-ETHBTC-{BAR}-BL0"
+    engine.market.place_order(cid, "BUY", "LIMIT_MAKER", Decimal("0.5"), bid)
+    real = engine.market.open_orders
+
+    def open_orders() -> list[object]:  # the market trades through the bid between the two reads
+        for _ in range(50):
+            info = engine.market.get_order(cid)
+            if info is not None and not info.is_open:
+                break
+            sim.advance(0.1)
+        return real()  # type: ignore[return-value]
+
+    engine.market.open_orders = open_orders  # type: ignore[method-assign]
+    engine.start()
+    info = engine.market.get_order(cid)
+    assert info is not None and info.status == "FILLED"
+    rows = [r for r in engine.ledger.rows() if r["client_order_id"] == cid]
+    assert sum((Decimal(r["qty"]) for r in rows), Decimal(0)) == info.executed_qty == Decimal("0.5")
+
+
+def test_r31_a_restart_does_not_reread_the_trades_of_orders_already_in_the_ledger(sim: SimServer,
+                                                                                   fast_dir: Path) -> None:
+    """SPEC R31 (restart: fills of our orders missing from the ledger are adopted): only orders
+    whose executed quantity the ledger lacks are asked for their trades. A restart after a
+    session of trading re-reads none: every order's trades cost request weight (myTrades, 20),
+    and the account's recent orders (up to 1000) would exceed the per-minute limit at start."""
+    from tests.support.live_harness import active_config, drive, make_engine
+
+    first = make_engine(sim, active_config(), fast_dir)
+    first.start()
+    drive(sim, first, 30)
+    assert len({r["client_order_id"] for r in first.ledger.rows()}) >= 3, "the active config trades within 30 bars"
+    again = make_engine(sim, active_config(), fast_dir)
+    asked: list[str] = []
+    real = again.account.order_fills
+
+    def order_fills(info: object) -> list[object]:
+        asked.append(info.client_id)  # type: ignore[attr-defined]
+        return real(info)  # type: ignore[arg-type]
+
+    again.account.order_fills = order_fills  # type: ignore[method-assign]
+    again.start()
+    assert asked == []
+    # a fill the ledger lacks is still adopted (the check is not simply switched off)
+    path = fast_dir / "trades_log.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))
+    third = make_engine(sim, active_config(), fast_dir)
+    third.start()
+    assert len(third.ledger.rows()) == len(lines) - 1
