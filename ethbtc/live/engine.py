@@ -177,6 +177,8 @@ class Engine:
             if info.client_id.startswith(id_prefix(self.opts.symbol)):
                 log.warning("cancelling stray open order %s of this executor", info.client_id)
                 self.runner.reconcile(bar_of(info.client_id) or 0, [info.client_id])
+        if any(o.is_open for o in ours):  # an order open in the start-up snapshot may have filled since
+            ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
         added = self.runner.adopt_fills(ours)
         if added:
             log.warning("ledger: appended %d fills found on the exchange but missing locally", added)

@@ -194,9 +194,6 @@ def test_r32_without_taker_fallback_the_rest_left_is_named_only_after_a_partial_
     assert ex.notes == ([note] if note else [])
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 22 mutation run): adopt_fills skips orders still open in "
-                   "the start-up snapshot, so a stray order that fills between that snapshot and the open-orders "
-                   "read is neither cancelled nor adopted at this start (its fills reach the ledger at the next)")
 def test_r31_a_stray_order_filling_during_start_has_its_fills_booked_at_that_start(
         sim: SimServer, fast_dir: Path) -> None:
     """SPEC R31 (the ledger copies every fill of our orders): a stray order of ours that is open
