@@ -77,3 +77,48 @@ def test_daily_returns_use_the_last_bar_of_each_day():
     w[95] = 1.5  # last bar of day 1
     r = O.daily_returns(idx, w)
     np.testing.assert_allclose(r.to_numpy(), [np.log(2 / 1.5), np.log(1 / 2)])
+
+
+def test_split_sharpe_is_mean_over_sample_sd_from_the_block_sums():
+    """CSCV ranks candidates by each half's Sharpe, rebuilt from per-block sums: mean / sd with
+    ddof 1 (a scale on the sd would change which candidate wins when the sds differ)."""
+    x = np.array([[0.01, 0.03], [0.03, -0.01], [0.02, 0.05]])  # 3 periods x 2 candidates
+    got = O._sharpe_from_sums(x.sum(axis=0)[None, :], (x**2).sum(axis=0)[None, :], np.array([3.0]))
+    want = x.mean(axis=0) / x.std(axis=0, ddof=1)
+    assert got[0] == pytest.approx(want, rel=1e-12)
+
+
+def test_sampled_combinations_are_distinct():
+    """CSCV with more splits than ``max_combinations`` allows samples combinations WITHOUT
+    replacement: 69 of C(8,4) = 70 leave out exactly one, so their logits are the full run's
+    logits less one (a sample with replacement repeats some and misses several)."""
+    rng = np.random.default_rng(5)
+    r = rng.normal(0, 0.01, (160, 6))
+    full = O.cscv_pbo(r, n_splits=8)
+    part = O.cscv_pbo(r, n_splits=8, max_combinations=69, seed=3)
+    assert full.n_combinations == 70 and part.n_combinations == 69
+    key = lambda v: round(float(v), 9)  # noqa: E731 -- same combination, same sums, same logit
+    left = sorted(map(key, full.logits))
+    for v in map(key, part.logits):
+        left.remove(v)  # ValueError: a logit drawn twice (or one the full run does not have)
+    assert len(left) == 1
+
+
+def test_expected_max_sharpe_starts_at_two_trials():
+    """E[max SR] is 0 for one trial (no choice was made) and the formula from two on:
+    (1 - g) z(1 - 1/N) + g z(1 - 1/(N e)) times the trials' Sharpe sd."""
+    from statistics import NormalDist
+
+    g, z = 0.5772156649015329, NormalDist().inv_cdf
+    assert O.expected_max_sharpe(4.0, 1) == 0.0
+    assert O.expected_max_sharpe(4.0, 2) == pytest.approx(2 * ((1 - g) * z(0.5) + g * z(1 - 1 / (2 * np.e))),
+                                                          rel=1e-12)
+    assert O.expected_max_sharpe(4.0, 2) > 0
+
+
+def test_deflated_sharpe_accepts_exactly_three_periods():
+    """Three return periods are the minimum the DSR needs (sd with ddof 1 and the moments); two are refused."""
+    res = O.deflated_sharpe(np.array([0.01, -0.02, 0.04]), np.array([0.0, 0.1, -0.1]), 3, 365.0)
+    assert res.n_periods == 3 and np.isfinite(res.sharpe)
+    with pytest.raises(UserError, match="at least 3"):
+        O.deflated_sharpe(np.array([0.01, -0.02]), np.array([0.0, 0.1, -0.1]), 3, 365.0)
