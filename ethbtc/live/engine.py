@@ -117,7 +117,7 @@ class Engine:
         self.runner.on_order, self.runner.on_fill = self.on_order, self.on_fill
         state = self.store.load()
         self._log_balances()
-        ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
+        ours = self._our_orders()
         if state is None:
             if ours and not fresh_state:
                 raise StateError(
@@ -161,6 +161,10 @@ class Engine:
     def _recent_orders(self) -> list[Any]:
         return sorted(self.account.recent_orders(), key=lambda o: o.order_id)
 
+    def _our_orders(self) -> list[Any]:
+        """This executor's recent orders on the account (client ids with our prefix), oldest first."""
+        return [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
+
     def _reconcile(self, ours: list[Any]) -> None:
         assert self.state is not None and self.runner is not None
         st = self.state
@@ -178,7 +182,7 @@ class Engine:
                 log.warning("cancelling stray open order %s of this executor", info.client_id)
                 self.runner.reconcile(bar_of(info.client_id) or 0, [info.client_id])
         if any(o.is_open for o in ours):  # an order open in the start-up snapshot may have filled since
-            ours = [o for o in self._recent_orders() if o.client_id.startswith(id_prefix(self.opts.symbol))]
+            ours = self._our_orders()
         added = self.runner.adopt_fills(ours)
         if added:
             log.warning("ledger: appended %d fills found on the exchange but missing locally", added)
