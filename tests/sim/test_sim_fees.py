@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-import pytest
-
-from tests.support.sim_fixtures import bars, spot_client
-
-FLAT = bars([(0.05, 0.0501, 0.0499, 0.05)] * 30)  # book at a bar's open: bid 0.05 / ask 0.05001
-
-
-@pytest.fixture
-def flat(sim_factory):
-    def start(**options):
-        options.setdefault("start", 5)
-        sim = sim_factory(FLAT, **options)
-        return sim, spot_client(sim)
-    return start
+from tests.support.sim_fixtures import bars
 
 
 def balances(client) -> dict[str, D]:

@@ -10,19 +10,6 @@ from binance.error import ClientError
 from ethbtc.sim import SymbolRules
 from tests.support.sim_fixtures import bars, spot_client
 
-# Every bar opens and closes at 0.05 and trades 0.0499 .. 0.0501 (path: open, low, high, close).
-# At a bar's open the book is bid 0.05000 / ask 0.05001.
-FLAT = bars([(0.05, 0.0501, 0.0499, 0.05)] * 30)
-
-
-@pytest.fixture
-def flat(sim_factory):
-    def start(**options):
-        options.setdefault("start", 5)
-        sim = sim_factory(FLAT, **options)
-        return sim, spot_client(sim)
-    return start
-
 
 def balances(client) -> dict[str, tuple[D, D]]:
     return {b["asset"]: (D(b["free"]), D(b["locked"])) for b in client.account()["balances"]}

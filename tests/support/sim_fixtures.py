@@ -6,6 +6,9 @@ Registered for the whole suite through ``pytest_plugins`` in ``tests/conftest.py
 - ``sim``: a running :class:`~ethbtc.sim.SimServer` on those candles, manual clock at bar 200,
   balances 1 BTC / 0 ETH / 0 BNB, key ``SIM_KEY`` / secret ``SIM_SECRET``; closed after the test.
 - ``sim_client``: ``binance.spot.Spot`` pointed at ``sim`` (timeout 5 s).
+- ``flat``: ``flat(**serve_sim_options) -> (SimServer, Spot)`` on :data:`FLAT` (every bar opens
+  and closes at 0.05, trades 0.0499 .. 0.0501; book at a bar's open bid 0.05000 / ask 0.05001),
+  market at bar 5: exact prices for order and fee tests.
 - ``sim_factory``: ``sim_factory(candles=None, **serve_sim_options) -> SimServer`` for custom
   setups (fees, BNB mode, partial fills, faults...); all are closed after the test. Request-weight
   limits are off unless a test passes ``limits=``: under the manual clock the weight windows run
@@ -86,3 +89,17 @@ def sim(sim_factory: Callable[..., SimServer]) -> SimServer:
 @pytest.fixture
 def sim_client(sim: SimServer) -> Spot:
     return spot_client(sim)
+
+
+# Every bar opens and closes at 0.05 and trades 0.0499 .. 0.0501; at a bar's open the book is
+# bid 0.05000 / ask 0.05001.
+FLAT = bars([(0.05, 0.0501, 0.0499, 0.05)] * 30)
+
+
+@pytest.fixture
+def flat(sim_factory: Callable[..., SimServer]) -> Callable[..., tuple[SimServer, Spot]]:
+    def start(**options: Any) -> tuple[SimServer, Spot]:
+        options.setdefault("start", 5)
+        sim = sim_factory(FLAT, **options)
+        return sim, spot_client(sim)
+    return start
