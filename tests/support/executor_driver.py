@@ -9,6 +9,12 @@ freshly closed bar at every minute boundary, as on Binance, and ``/health`` is 2
 ``stall()`` freezes the simulator (``manual`` clock) and makes ``/api/v3/klines`` answer 503, so
 no new bar can arrive; ``resume()`` undoes both. Faults and partial fills are switched on so the
 run also produces API errors, TTL cancels and taker fallbacks (maker and taker fills).
+
+A taker fill inside the scraped window is made certain, not left to this machine's speed: after
+``release()`` the pacer freezes the market while the executor has an order open, until one taker
+fill has happened (a maker order resting on a frozen market cannot fill, so its TTL expires and
+the executor falls back to MARKET). Without that, whether a catch-up order outlives its 0.5 s TTL
+depends on how many bars the replay runs in that half second (CI once saw none in 90 s).
 """
 
 from __future__ import annotations
@@ -163,7 +169,19 @@ class ExecutorDriver:
                 pass
         while not self._stop.is_set() and not self._released.wait(0.1):  # ... and released
             pass
+        engine = self.sim.engine
+        with engine.lock:
+            seen = len(engine.fills)  # fills before the release (the start-up bar's order)
+        taker_done = False
         while not self._stop.wait(0.02):
+            if not taker_done:
+                with engine.lock:
+                    taker_done = any(not f.is_maker for f in engine.fills[seen:])
+                    hold = bool(engine.open) and not taker_done
+                if hold:  # an order is resting: keep the market still until its TTL sends it as MARKET
+                    if clock.mode != "manual":
+                        clock.set_mode("manual")
+                    continue
             if self._stalled.is_set():
                 if clock.mode != "manual":
                     clock.set_mode("manual")
