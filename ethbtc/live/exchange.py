@@ -137,6 +137,16 @@ class _Spot(Spot):
         return self.send_request(http_method, url_path, payload)
 
 
+def error_label(exc: ClientError) -> str:
+    """The metrics label of a refused request: Binance's code, except a LIMIT_MAKER refused because
+    it would have crossed the book (-2010 "Order would immediately match and take."), the executor's
+    normal cue to re-price at the new touch, not a fault: ``would_take``. Other -2010s (balance,
+    duplicate id) keep ``-2010``, so the EthbtcApiErrors alert still sees them."""
+    if exc.error_code == -2010 and "immediately match" in str(exc.error_message or "").lower():
+        return "would_take"
+    return str(exc.error_code)
+
+
 class Exchange:
     """Binance Spot for one symbol: market data (public) and account/orders (signed)."""
 
@@ -153,7 +163,7 @@ class Exchange:
         self.weight_limit = 6000
         self.weight_window_s = 60.0  # REQUEST_WEIGHT interval (exchangeInfo rateLimits)
         self.throttle_until = 0.0  # monotonic time before which the bar loop should not poll
-        # metrics hook: (path, seconds, None or error code such as '-2010', 'http_503', 'timeout')
+        # metrics hook: (path, seconds, None or error code such as '-2010', 'would_take', 'http_503', 'timeout')
         self.on_request: Callable[[str, float, str | None], None] | None = None
         self._filters: SymbolFilters | None = None
 
@@ -168,7 +178,7 @@ class Exchange:
             try:
                 reply = fn(*args, **kwargs)
             except ClientError as exc:
-                self._report(endpoint, t0, str(exc.error_code))
+                self._report(endpoint, t0, error_label(exc))
                 code, status = exc.error_code, exc.status_code
                 if status in (418, 429) or code == -1003:
                     wait = self._retry_after(exc.header, attempt)

@@ -371,7 +371,8 @@ class BotMetrics:
 
     def observe_request(self, endpoint: str, seconds: float, error_code: int | str | None = None) -> None:
         """One REST request. ``endpoint`` is the path (query string ignored); ``error_code`` the
-        Binance code (-2010), or e.g. 'http_503', 'timeout', 'connection' when it failed."""
+        Binance code (-2010), 'would_take' (a maker order refused because it would cross: a
+        re-price), or e.g. 'http_503', 'timeout', 'connection' when it failed."""
         path = str(endpoint).split("?", 1)[0].rstrip("/") or "/"
         label = path if path in ENDPOINTS else "other"
         self.api_duration.labels(label).observe(max(0.0, seconds))

@@ -41,6 +41,8 @@ def accepted_orders(sim: SimServer) -> list[str]:
 
 def test_rejections_are_typed_with_their_blocker_reason(sim: SimServer) -> None:
     ex = adapter(sim)
+    outcomes: list[tuple[str, str | None]] = []
+    ex.on_request = lambda path, _s, code: outcomes.append((path, code)) if path == "/api/v3/order" else None
     bid, ask = ex.book()
     with pytest.raises(InsufficientBalance) as err:
         ex.place_order("eb-t-1", "BUY", "MARKET", Decimal("1000"))
@@ -51,6 +53,9 @@ def test_rejections_are_typed_with_their_blocker_reason(sim: SimServer) -> None:
     with pytest.raises(WouldTake) as err3:
         ex.place_order("eb-t-3", "BUY", "LIMIT_MAKER", Decimal("1"), ask)
     assert err3.value.reason == "order_rejected"
+    # metrics labels: a maker order that would cross is a re-price ("would_take"), not the -2010 of a
+    # missing balance, so the EthbtcApiErrors alert (grafana/alerts.yml) does not page on re-pricing
+    assert [code for _, code in outcomes] == ["-2010", "-1013", "would_take"]
     assert ex.get_order("eb-none") is None and ex.cancel_order("eb-none") is None
 
 
