@@ -137,16 +137,6 @@ class _Spot(Spot):
         return self.send_request(http_method, url_path, payload)
 
 
-def error_label(exc: ClientError) -> str:
-    """The metrics label of a refused request: Binance's code, except a LIMIT_MAKER refused because
-    it would have crossed the book (-2010 "Order would immediately match and take."), the executor's
-    normal cue to re-price at the new touch, not a fault: ``would_take``. Other -2010s (balance,
-    duplicate id) keep ``-2010``, so the EthbtcApiErrors alert still sees them."""
-    if exc.error_code == -2010 and "immediately match" in str(exc.error_message or "").lower():
-        return "would_take"
-    return str(exc.error_code)
-
-
 class Exchange:
     """Binance Spot for one symbol: market data (public) and account/orders (signed)."""
 
@@ -178,7 +168,10 @@ class Exchange:
             try:
                 reply = fn(*args, **kwargs)
             except ClientError as exc:
-                self._report(endpoint, t0, error_label(exc))
+                error = self._client_error(endpoint, exc)
+                # a maker order refused because it would cross is the cue to re-price, not a fault:
+                # its own metrics label, so the EthbtcApiErrors alert leaves it out (-2010 balance stays)
+                self._report(endpoint, t0, "would_take" if isinstance(error, WouldTake) else str(exc.error_code))
                 code, status = exc.error_code, exc.status_code
                 if status in (418, 429) or code == -1003:
                     wait = self._retry_after(exc.header, attempt)
@@ -192,7 +185,7 @@ class Exchange:
                     log.warning("%s: timestamp outside recvWindow (-1021); resyncing server time", endpoint)
                     self.sync_time()
                     continue
-                raise self._client_error(endpoint, exc) from None
+                raise error from None
             except ServerError as exc:
                 self._report(endpoint, t0, f"http_{exc.status_code}")
                 last = f"HTTP {exc.status_code}"

@@ -174,19 +174,15 @@ class ExecutorDriver:
             seen = len(engine.fills)  # fills before the release (the start-up bar's order)
         taker_done = False
         while not self._stop.wait(0.02):
+            hold = False  # an order resting before the first taker fill: still until its TTL sends it as MARKET
             if not taker_done:
                 with engine.lock:
                     taker_done = any(not f.is_maker for f in engine.fills[seen:])
                     hold = bool(engine.open) and not taker_done
-                if hold:  # an order is resting: keep the market still until its TTL sends it as MARKET
-                    if clock.mode != "manual":
-                        clock.set_mode("manual")
-                    continue
-            if self._stalled.is_set():
-                if clock.mode != "manual":
-                    clock.set_mode("manual")
-                continue
-            ahead = market.time_ms(clock.pos()) - time.time() * 1000
-            want = "realtime" if ahead >= LEAD_MS else "speed"
+            if self._stalled.is_set() or hold:
+                want = "manual"
+            else:
+                ahead = market.time_ms(clock.pos()) - time.time() * 1000
+                want = "realtime" if ahead >= LEAD_MS else "speed"
             if clock.mode != want:
                 clock.set_mode(want, SPEED if want == "speed" else None)
