@@ -294,12 +294,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         raise ConfigError(f"{p} is a folder, expected a JSON config file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
+    return build_config(read_json_object(p), overrides, source=str(p), strict=True)
+
+
+def read_json_object(p: Path) -> dict[str, Any]:
+    """A JSON object file (UTF-8, optional BOM, ``//`` comments), every failure a one-line ConfigError."""
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
-    data = parse_json_object(strip_json_comments(text), str(p))
-    return build_config(data, overrides, source=str(p), strict=True)
+    return parse_json_object(strip_json_comments(text), str(p))
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -15,14 +15,13 @@ TPE and CMA-ES need.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from ..config import Config, StrategyParams, build_config
+from ..config import Config, StrategyParams, build_config, read_json_object
 from ..errors import ConfigError
 from ..search import SEARCH_SPACE
 
@@ -115,15 +114,7 @@ def load_space(path: str | Path | None) -> Space:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"search space file not found: {p}")
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8-sig"))
-    except RecursionError:
-        raise ConfigError(f"{p}: invalid JSON search space (nested too deeply)") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an int of > 4300 digits
-        raise ConfigError(f"{p}: invalid JSON search space ({str(exc)[:200]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: a search space is a JSON object {{name: spec}}")
-    for name, spec in raw.items():
+    for name, spec in read_json_object(p).items():  # the config file's reader: one-line errors
         if name not in SEARCHABLE:
             near = difflib.get_close_matches(name, SEARCHABLE, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else f"; searchable: {', '.join(SEARCHABLE)}"
