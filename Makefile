@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # Issue 16: build the image and run both compose stacks under podman (root; installs podman, runc,
 # debootstrap when missing; stand-in base images when no registry answers; cleans up after itself).

@@ -2,15 +2,20 @@
 
 User mistakes (:class:`~ethbtc.errors.UserError`, argparse errors, missing files, unwritable
 paths, a full disk) become one line on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
+Long-running scripts (executor, paper exchange) turn SIGINT/SIGTERM into a graceful stop with
+:func:`stop_on_signals`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -117,3 +122,47 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         print("interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event,
+                    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """While active, SIGINT/SIGTERM set ``stop`` (a graceful stop) without the signal handler
+    touching a lock.
+
+    A Python signal handler runs in the main thread between two bytecodes, possibly while that
+    thread holds ``stop``'s own lock inside ``stop.wait()``; ``stop.set()`` called there waits
+    for that lock forever, and a ``docker stop`` then ends in SIGKILL instead of a saved state.
+    Here the interpreter's C handler writes the signal number to a pipe
+    (:func:`signal.set_wakeup_fd`) and a watcher thread sets the event. Outside the main thread
+    (a test calling ``main`` from a thread) Python allows no handlers: this then does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = {int(s) for s in signals}
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # required by set_wakeup_fd; a full pipe drops bytes, never blocks
+
+    def watch() -> None:
+        while data := os.read(read_end, 512):  # b"" once the write end is closed
+            if wanted & set(data):
+                stop.set()
+
+    watcher = threading.Thread(target=watch, name="stop-on-signals", daemon=True)
+    watcher.start()
+    old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    old = {s: signal.signal(s, _note_signal) for s in signals}  # a Python handler makes the C one write
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        signal.set_wakeup_fd(old_fd)
+        os.close(write_end)
+        watcher.join(timeout=5)
+        os.close(read_end)
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    """Deliberately empty: the wakeup pipe carries the signal to the watcher thread."""

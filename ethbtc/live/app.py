@@ -12,12 +12,12 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cli import stop_on_signals
 from ..config import Config, load_config
 from ..data.timeframes import binance_interval, interval_minutes
 from ..errors import UserError
@@ -118,10 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     am_url = check_alertmanager_url(args.alertmanager_url) if args.alertmanager_url.strip() else None
     strategy = EthBtcStrategy(cfg)
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):  # finish or cancel the in-flight order, save, exit 0
-            signal.signal(sig, lambda *_: stop.set())
     with contextlib.ExitStack() as stack:
+        stack.enter_context(stop_on_signals(stop))  # SIGTERM/SIGINT: finish or cancel the in-flight order, save, exit 0
         lock = InstanceLock(state_path).acquire()
         stack.callback(lock.release)
         # metrics first: a busy or bad port fails before any ledger or exchange is touched

@@ -9,7 +9,9 @@ FAIL, so no trial is left RUNNING).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import signal
 import sys
 import time
@@ -51,8 +53,11 @@ class StopFlag:
         if self.reason == "interrupted":
             raise KeyboardInterrupt
         self.reason = "interrupted"
-        print("\ninterrupt: finishing the running trials, then writing results (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        # straight to the file descriptor: print() here would re-enter sys.stderr's buffer if the
+        # signal lands while the main thread writes the progress bar ("reentrant call" error)
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a descriptor
+            os.write(sys.stderr.fileno(), b"\ninterrupt: finishing the running trials, then writing results "
+                                          b"(Ctrl-C again to abort)\n")
 
     def set(self, reason: str) -> None:
         if self.reason is None:

@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -19,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from ..cli import ArgumentParser, number, run_main
-from ..data.candles import load_candles
+from ..cli import ArgumentParser, number, run_main, stop_on_signals
+from ..data.candles import Candles, load_candles
 from ..errors import UserError
 from ..fileio import atomic_write_text, check_writable
 from .build import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, build_engine
@@ -181,8 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    with stop_on_signals(stop):
+        return _serve(server, cfg, candles, stop, args.ledger_out)
+
+
+def _serve(server: SimServer, cfg: SimConfig, candles: Candles, stop: threading.Event, ledger_out: str | None) -> int:
+    """Run until ``stop``; then write the ledger (``--ledger-out``) and close."""
     server.start()
     state = server.state()
     clock = {"speed": f"{cfg.speed:g} bars/s", "realtime": "real time", "manual": "manual (POST /sim/advance)"}
@@ -199,10 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         ledger = server.ledger()
         server.close()
-        if args.ledger_out:
-            atomic_write_text(args.ledger_out, json.dumps(ledger, indent=1) + "\n")
+        if ledger_out:
+            atomic_write_text(ledger_out, json.dumps(ledger, indent=1) + "\n")
         print(f"paper exchange stopped: {len(ledger)} fills"
-              + (f", ledger written to {args.ledger_out}" if args.ledger_out else ""), flush=True)
+              + (f", ledger written to {ledger_out}" if ledger_out else ""), flush=True)
     return 0
 
 

@@ -75,7 +75,15 @@ def run_script(cmd: Sequence[str], argv: Sequence[str], *, cwd: Path, env: Mappi
         return Run(list(argv), res.returncode, res.stdout, res.stderr)
     proc = subprocess.Popen(args, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    killer = threading.Timer(timeout, proc.kill)
+    killed: list[str] = []
+    stopped: list[bool] = []
+
+    def kill() -> None:
+        killed.append(f"\n[harness: still running {timeout:g} s after start"
+                      f"{' (SIGTERM sent after the ready line)' if stopped else ''}; killed]")
+        proc.kill()
+
+    killer = threading.Timer(timeout, kill)
     killer.start()
     try:
         assert proc.stdout is not None
@@ -84,6 +92,7 @@ def run_script(cmd: Sequence[str], argv: Sequence[str], *, cwd: Path, env: Mappi
             head.append(line)
             if ready in line:
                 proc.send_signal(signal.SIGTERM)
+                stopped.append(True)
                 break
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -91,7 +100,7 @@ def run_script(cmd: Sequence[str], argv: Sequence[str], *, cwd: Path, env: Mappi
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return Run(list(argv), proc.returncode, "".join(head) + out, err)
+    return Run(list(argv), proc.returncode, "".join(head) + out, err + "".join(killed))
 
 
 def run_inprocess(module: str, argv: Sequence[str], *, cwd: Path) -> Run:
