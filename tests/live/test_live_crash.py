@@ -13,7 +13,8 @@ The chaos variant (issue 9) adds a misbehaving exchange at the same time -- 5xx 
 429/418 with Retry-After, timeouts, connections dropped after an order executed, clock skew,
 partial fills -- and a drawdown breaker that trips mid-run; on top of the checks above, the
 exchange's final balances equal the start balances plus the executor's ledger (fills and
-commissions) to 1e-8, and a tripped breaker flag is never lost across kills.
+commissions) to 1e-8, a tripped breaker flag is never lost across kills, and the decision journal
+shows it latched (R24): from the first bar whose wealth is max_dd_frac below its peak, target 0.
 """
 
 from __future__ import annotations
@@ -181,15 +182,40 @@ def test_kill_minus_nine_thirty_times(sim_factory: Factory, fast_dir: Path) -> N
     assert stats["orders"] >= 20 and stats["bars"] >= 60
 
 
+CHAOS_MAX_DD = 0.0005  # the first fill's fee is half of it: the breaker trips early in every run
+
+
+def drawdown_breaker_latched(folder: Path, max_dd: float, start: dict[str, str] = DEFAULT_BALANCES) -> int | None:
+    """SPEC R24 read from the decision journal: W_t is the holdings entering bar t (the previous
+    row's ``btc``/``eth``, which the journal records after that bar's own trade; the start balances
+    for the first row) marked at the bar's close. At the first bar where W_t is ``max_dd`` or more
+    below its running peak (a hair of margin for the last digit), and at every bar after it, the
+    target is 0. Returns that bar's row (None: no such bar)."""
+    journal = pd.read_csv(folder / "decisions_log.csv").drop_duplicates("bar_open_ms")  # re-decided bars repeat
+    btc = journal["btc"].astype(float).shift(1, fill_value=float(start["BTC"]))
+    eth = journal["eth"].astype(float).shift(1, fill_value=float(start["ETH"]))
+    wealth = btc + eth * journal["close"].astype(float)
+    deep = (1 - wealth / wealth.cummax()) >= max_dd * (1 + 1e-6)
+    if not deep.any():
+        return None
+    first = int(deep.to_numpy().argmax())
+    after = journal.iloc[first:]
+    late = after[after["target_w"].astype(float) != 0.0]
+    assert late.empty, (f"wealth fell {max_dd:.2%} below its peak at bar {journal['bar_time'].iloc[first]} but the "
+                        f"breaker did not hold the target at 0:\n{late[['bar_time', 'reason', 'target_w']]}")
+    return first
+
+
 def chaos_crash(sim_factory: Factory, folder: Path, restarts: int, seed: int) -> dict[str, Any]:
     """Mixed faults + half fills + kill -9 + a drawdown breaker that trips mid-run; every invariant checked."""
     out = crash_replay(sim_factory, folder, restarts, seed, faults=mixed_faults(seed), partial_fill=0.5,
-                       max_dd_frac=0.001)
+                       max_dd_frac=CHAOS_MAX_DD)
     stats = check(out["sim"], folder)  # type: ignore[arg-type]
     diff = reconcile(out["sim"], folder)  # type: ignore[arg-type]
     assert all(abs(d) <= Decimal("1e-8") for d in diff.values()), f"balances do not reconcile: {diff}"
     assert out["breaker"]["lost"] == 0, "a tripped drawdown breaker was lost across a kill"  # type: ignore[index]
-    return {**out, "stats": stats, "diff": diff}
+    deep_bar = drawdown_breaker_latched(folder, CHAOS_MAX_DD)
+    return {**out, "stats": stats, "diff": diff, "deep_bar": deep_bar}
 
 
 def test_chaos_mixed_faults_and_kills(sim_factory: Factory, fast_dir: Path) -> None:
@@ -197,8 +223,9 @@ def test_chaos_mixed_faults_and_kills(sim_factory: Factory, fast_dir: Path) -> N
     out = chaos_crash(sim_factory, fast_dir, restarts=8, seed=41)
     print("chaos crash:", out["kills"], out["injected"], out["stats"], out["breaker"])
     # the breaker is meant to trip early and then hold the account flat, so only a few fills happen
-    # here (2 to 6 seen); fill-heavy crash coverage is test_kill_minus_nine_thirty_times
+    # here (4 to 12 seen); fill-heavy crash coverage is test_kill_minus_nine_thirty_times
     assert sum(out["injected"].values()) >= 10 and out["stats"]["fills"] >= 2
+    assert out["breaker"]["seen"] or out["deep_bar"] is None, "wealth fell through max_dd_frac, no trip recorded"
     assert out["breaker"]["seen"], "the tiny max_dd_frac never tripped: the breaker check proved nothing"
 
 
