@@ -53,12 +53,17 @@ def test_control_the_naive_handler_hangs_in_that_window() -> None:
 
 def test_handlers_and_wakeup_fd_are_restored_and_nothing_is_set_without_a_signal() -> None:
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    fd_before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd_before)
     stop = threading.Event()
     with stop_on_signals(stop):
         assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+        ours = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(ours)
+        assert ours not in (-1, fd_before)  # its pipe is registered
         assert not stop.wait(0.2)
     assert {s: signal.getsignal(s) for s in before} == before
-    assert signal.set_wakeup_fd(-1) == -1  # no pipe left registered
+    assert signal.set_wakeup_fd(fd_before) == fd_before  # the earlier fd (or none) is back
     assert not stop.is_set()
 
 
