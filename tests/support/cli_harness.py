@@ -76,9 +76,10 @@ def run_script(cmd: Sequence[str], argv: Sequence[str], *, cwd: Path, env: Mappi
     proc = subprocess.Popen(args, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     killed: list[str] = []
-    stopped: list[bool] = []
+    head: list[str] = []
 
     def kill() -> None:
+        stopped = bool(head) and ready in head[-1]  # the loop below sends SIGTERM right after that line
         killed.append(f"\n[harness: still running {timeout:g} s after start"
                       f"{' (SIGTERM sent after the ready line)' if stopped else ''}; killed]")
         proc.kill()
@@ -87,12 +88,10 @@ def run_script(cmd: Sequence[str], argv: Sequence[str], *, cwd: Path, env: Mappi
     killer.start()
     try:
         assert proc.stdout is not None
-        head = []
         for line in proc.stdout:  # ends at EOF when the process exits early (an error)
             head.append(line)
             if ready in line:
                 proc.send_signal(signal.SIGTERM)
-                stopped.append(True)
                 break
         out, err = proc.communicate(timeout=timeout)
     finally:
